@@ -1,0 +1,137 @@
+//! Command line: `rebuy demo | ingest | query | tables`. One file per sub-command.
+//!
+//! Exit codes: 0 success; 1 failure (nothing was changed); 2 usage error; 3 ingest committed
+//! but some rows were rejected (see the rejects file).
+
+mod demo;
+mod ingest;
+mod query;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::storage::Warehouse;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rebuy",
+    version,
+    about = "Repurchase analytics warehouse: ingest order histories, ask in SQL"
+)]
+pub struct Cli {
+    /// Data directory: a local folder or an object-store URL (s3://bucket/prefix, gs://, az://, file://).
+    #[arg(long, global = true, env = "REBUY_DATA", default_value = "./data")]
+    pub data: String,
+    /// More log output (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate a realistic, deterministic store history and ingest it.
+    Demo(demo::DemoArgs),
+    /// Validate and load orders, customers or fx_rates from CSV, Parquet or NDJSON files.
+    Ingest(ingest::IngestArgs),
+    /// Run SQL over the warehouse.
+    Query(query::QueryArgs),
+    /// List the stored tables with their version and row count.
+    Tables,
+}
+
+/// Outcome of a command that is not a plain failure.
+pub enum Done {
+    Ok,
+    /// Committed, but rows were rejected.
+    WithRejects,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(Done::Ok) => ExitCode::SUCCESS,
+        Ok(Done::WithRejects) => ExitCode::from(3),
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "rebuy=info,off",
+        1 => "rebuy=debug,warn",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("REBUY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<Done> {
+    let warehouse = Warehouse::open(&cli.data)?;
+    match cli.command {
+        Command::Demo(args) => demo::run(&warehouse, args).await,
+        Command::Ingest(args) => ingest::run(&warehouse, args).await,
+        Command::Query(args) => query::run(&warehouse, args).await,
+        Command::Tables => {
+            let ctx = crate::session::build_session(&warehouse).await?;
+            let mut out = String::new();
+            for kind in crate::storage::TableKind::ALL {
+                let version = warehouse.version(kind).await?;
+                let rows = ctx
+                    .sql(&format!("SELECT COUNT(*) FROM {}", kind.name()))
+                    .await?
+                    .collect()
+                    .await?;
+                let n = rows
+                    .first()
+                    .and_then(|b| {
+                        b.column(0)
+                            .as_any()
+                            .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                            .map(|a| a.value(0))
+                    })
+                    .unwrap_or(0);
+                let v = version.map_or("-".to_string(), |v| v.to_string());
+                out.push_str(&format!(
+                    "{:<10} version {:>4}  {:>12} rows\n",
+                    kind.name(),
+                    v,
+                    n
+                ));
+            }
+            print!("{out}");
+            Ok(Done::Ok)
+        }
+    }
+}

@@ -1,0 +1,488 @@
+//! `rebuy ingest`: the only writer of warehouse data.
+//!
+//! An ingest runs in two phases:
+//! 1. **Read and validate** ([`source`], [`rows`]): every input file is checked for its columns
+//!    first (a missing required column fails the whole ingest before any row is read); then
+//!    each row is validated against the data model. Good rows go to local staging Parquet files
+//!    in a streaming fashion (memory stays bounded by one batch per file), bad rows to a rejects
+//!    report with file, line, column, value and reason.
+//! 2. **Commit** ([`commit`]): the staged rows are compared with the stored table by key and
+//!    published as one Delta commit, or not at all.
+//!
+//! Only one ingest runs at a time per local data directory (a lock file); readers never wait.
+
+pub mod commit;
+pub mod currency;
+pub mod parse;
+pub mod rows;
+pub mod source;
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, Date32Array, Float64Array, StringArray};
+use datafusion::error::DataFusionError;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::Compression;
+use datafusion::parquet::file::properties::WriterProperties;
+use deltalake::errors::DeltaTableError;
+
+use crate::storage::{StorageError, TableKind, Warehouse};
+use rows::{FxRates, RowProblem, RowSink};
+
+/// What can make an ingest fail. A failed ingest has changed nothing in the warehouse.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("{file}: {reason}")]
+    Input { file: String, reason: String },
+    #[error("{file}: missing required column '{column}' for table {table}")]
+    MissingColumn {
+        file: String,
+        table: &'static str,
+        column: String,
+    },
+    #[error("{rejected} row(s) rejected and --strict is set: nothing was written (reasons in {})", .rejects.display())]
+    Strict { rejected: u64, rejects: PathBuf },
+    #[error("{what}: {source}")]
+    Engine {
+        what: &'static str,
+        #[source]
+        source: Box<DataFusionError>,
+    },
+    #[error("committing to table {table} failed, the table is unchanged: {source}")]
+    Commit {
+        table: &'static str,
+        #[source]
+        source: Box<DeltaTableError>,
+    },
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("{}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl IngestError {
+    fn engine(what: &'static str) -> impl FnOnce(DataFusionError) -> IngestError {
+        move |source| IngestError::Engine {
+            what,
+            source: Box::new(source),
+        }
+    }
+
+    fn commit(table: TableKind, source: DeltaTableError) -> IngestError {
+        IngestError::Commit {
+            table: table.name(),
+            source: Box::new(source),
+        }
+    }
+
+    fn io(path: &Path) -> impl FnOnce(std::io::Error) -> IngestError + '_ {
+        move |source| IngestError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// How to run an ingest.
+#[derive(Debug, Clone, Default)]
+pub struct IngestOptions {
+    /// Reject the whole batch if any row is bad.
+    pub strict: bool,
+    /// Show a progress bar (on a terminal).
+    pub progress: bool,
+}
+
+/// What an ingest did. `read = accepted + updated + unchanged + superseded + rejected`.
+#[derive(Debug, Clone, Default)]
+pub struct IngestReport {
+    pub table: Option<TableKind>,
+    pub files: usize,
+    pub read: u64,
+    /// New keys, inserted.
+    pub accepted: u64,
+    /// Stored rows replaced by a row with other values.
+    pub updated: u64,
+    /// Rows identical to the stored ones.
+    pub unchanged: u64,
+    /// Rows overridden by a later row with the same key in the same ingest.
+    pub superseded: u64,
+    pub rejected: u64,
+    pub rejects_file: Option<PathBuf>,
+    /// Table version after the ingest.
+    pub version: Option<u64>,
+    pub committed: bool,
+}
+
+impl std::fmt::Display for IngestReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let table = self.table.map_or("?", TableKind::name);
+        write!(
+            f,
+            "{table}: {} rows read from {} file(s): {} accepted, {} updated, {} unchanged, {} rejected",
+            self.read, self.files, self.accepted, self.updated, self.unchanged, self.rejected
+        )?;
+        if self.superseded > 0 {
+            write!(
+                f,
+                ", {} superseded by later rows with the same key",
+                self.superseded
+            )?;
+        }
+        match (self.committed, self.version) {
+            (true, Some(v)) => write!(f, "; committed as version {v}")?,
+            (false, Some(v)) => write!(f, "; nothing to commit, table stays at version {v}")?,
+            _ => write!(f, "; nothing to commit")?,
+        }
+        if let Some(r) = &self.rejects_file {
+            write!(f, "\nrejected rows: {}", r.display())?;
+        }
+        Ok(())
+    }
+}
+
+/// Removes a directory when dropped (staging of one ingest).
+struct ScratchDir(PathBuf);
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Holds the data directory's ingest lock; other ingests wait, readers never do.
+struct IngestLock(#[allow(dead_code)] File);
+
+fn lock(staging_root: &Path) -> Result<IngestLock, IngestError> {
+    std::fs::create_dir_all(staging_root).map_err(IngestError::io(staging_root))?;
+    let path = staging_root.join(".lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(IngestError::io(&path))?;
+    if file.try_lock().is_err() {
+        tracing::info!("waiting for another ingest into this data directory to finish");
+        file.lock().map_err(IngestError::io(&path))?;
+    }
+    // Holding the lock, no other ingest runs: scratch folders left by killed ones can go.
+    if let Ok(entries) = std::fs::read_dir(staging_root) {
+        for e in entries.flatten() {
+            if e.path().is_dir() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    Ok(IngestLock(file))
+}
+
+/// A column of a query result as plain strings, whatever string layout the engine chose
+/// (DataFusion hands out `Utf8View` by default).
+pub(crate) fn strings(array: &datafusion::arrow::array::ArrayRef) -> Option<StringArray> {
+    datafusion::arrow::compute::cast(array, &datafusion::arrow::datatypes::DataType::Utf8)
+        .ok()?
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .cloned()
+}
+
+/// Loads the stored daily exchange rates (for `amount_usd` of orders).
+pub async fn load_fx(warehouse: &Warehouse) -> Result<FxRates, IngestError> {
+    let mut fx = FxRates::default();
+    let table = warehouse.table(TableKind::FxRates).await?;
+    if table.version().is_none() {
+        return Ok(fx);
+    }
+    let ctx = datafusion::prelude::SessionContext::new();
+    let provider = table
+        .table_provider()
+        .await
+        .map_err(IngestError::engine("reading fx_rates"))?;
+    ctx.register_table("fx_rates", provider)
+        .map_err(IngestError::engine("reading fx_rates"))?;
+    let batches = ctx
+        .sql("SELECT currency, rate_date, to_usd FROM fx_rates")
+        .await
+        .map_err(IngestError::engine("reading fx_rates"))?
+        .collect()
+        .await
+        .map_err(IngestError::engine("reading fx_rates"))?;
+    for b in &batches {
+        let (Some(c), Some(d), Some(r)) = (
+            strings(b.column(0)),
+            b.column(1).as_any().downcast_ref::<Date32Array>(),
+            b.column(2).as_any().downcast_ref::<Float64Array>(),
+        ) else {
+            continue;
+        };
+        for i in 0..b.num_rows() {
+            if !(c.is_null(i) || d.is_null(i) || r.is_null(i)) {
+                fx.insert(c.value(i), d.value(i), r.value(i));
+            }
+        }
+    }
+    fx.seal();
+    Ok(fx)
+}
+
+/// Writes rejected rows as CSV: source, line, column, value, reason.
+struct RejectWriter {
+    path: PathBuf,
+    out: Option<csv::Writer<BufWriter<File>>>,
+    count: u64,
+}
+
+impl RejectWriter {
+    fn add(&mut self, source: &str, line: u64, p: &RowProblem) -> Result<(), IngestError> {
+        if self.out.is_none() {
+            if let Some(dir) = self.path.parent() {
+                std::fs::create_dir_all(dir).map_err(IngestError::io(dir))?;
+            }
+            let file = File::create(&self.path).map_err(IngestError::io(&self.path))?;
+            let mut w = csv::Writer::from_writer(BufWriter::new(file));
+            w.write_record(["source", "line", "column", "value", "reason"])
+                .map_err(|e| IngestError::io(&self.path)(e.into()))?;
+            self.out = Some(w);
+        }
+        if let Some(w) = self.out.as_mut() {
+            w.write_record([source, &line.to_string(), &p.column, &p.value, &p.reason])
+                .map_err(|e| IngestError::io(&self.path)(e.into()))?;
+        }
+        self.count += 1;
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<Option<PathBuf>, IngestError> {
+        match self.out.take() {
+            Some(mut w) => {
+                w.flush().map_err(IngestError::io(&self.path))?;
+                Ok(Some(self.path.clone()))
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+/// Streams validated rows into staging Parquet files of bounded size.
+struct StagingWriter {
+    dir: PathBuf,
+    writer: Option<ArrowWriter<File>>,
+    files: usize,
+    rows_in_file: usize,
+}
+
+const ROWS_PER_BATCH: usize = 65_536;
+const ROWS_PER_STAGING_FILE: usize = 2_000_000;
+
+impl StagingWriter {
+    fn write(&mut self, sink: &mut RowSink) -> Result<(), IngestError> {
+        if sink.is_empty() {
+            return Ok(());
+        }
+        let batch = sink
+            .finish()
+            .map_err(|e| IngestError::engine("building a batch")(e.into()))?;
+        if self.writer.is_none() {
+            let path = self.dir.join(format!("part-{:05}.parquet", self.files));
+            let file = File::create(&path).map_err(IngestError::io(&path))?;
+            let props = WriterProperties::builder()
+                .set_compression(Compression::LZ4_RAW)
+                .set_dictionary_enabled(true)
+                .build();
+            let w = ArrowWriter::try_new(file, batch.schema(), Some(props))
+                .map_err(|e| IngestError::engine("staging rows")(e.into()))?;
+            self.writer = Some(w);
+            self.files += 1;
+        }
+        if let Some(w) = self.writer.as_mut() {
+            w.write(&batch)
+                .map_err(|e| IngestError::engine("staging rows")(e.into()))?;
+        }
+        self.rows_in_file += batch.num_rows();
+        if self.rows_in_file >= ROWS_PER_STAGING_FILE {
+            self.close()?;
+        }
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<(), IngestError> {
+        if let Some(w) = self.writer.take() {
+            w.close()
+                .map_err(|e| IngestError::engine("staging rows")(e.into()))?;
+        }
+        self.rows_in_file = 0;
+        Ok(())
+    }
+}
+
+struct ReadOutcome {
+    read: u64,
+    rejected: u64,
+    rejects_file: Option<PathBuf>,
+}
+
+/// Phase 1, synchronous: read every file, validate, stage.
+fn read_and_stage(
+    table: TableKind,
+    files: &[source::InputFile],
+    fx: Arc<FxRates>,
+    staged: &Path,
+    rejects_path: PathBuf,
+    progress: bool,
+) -> Result<ReadOutcome, IngestError> {
+    std::fs::create_dir_all(staged).map_err(IngestError::io(staged))?;
+    let total_bytes: u64 = files.iter().map(|f| f.size).sum();
+    let bar = if progress {
+        let bar = indicatif::ProgressBar::new(total_bytes);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message(format!("ingest {table}"));
+        Some(bar)
+    } else {
+        None
+    };
+    let mut sink = RowSink::new(table, fx);
+    let mut staging = StagingWriter {
+        dir: staged.to_path_buf(),
+        writer: None,
+        files: 0,
+        rows_in_file: 0,
+    };
+    let mut rejects = RejectWriter {
+        path: rejects_path,
+        out: None,
+        count: 0,
+    };
+    let mut read = 0u64;
+    let mut seq = 0u64;
+    let mut bytes_before = 0u64;
+    let mut last_log = std::time::Instant::now();
+    for file in files {
+        let mut on_row = |row: Result<&[Option<&str>], RowProblem>, line: u64| {
+            read += 1;
+            seq += 1;
+            let outcome = match row {
+                Ok(fields) => sink.push(fields, seq),
+                Err(p) => Err(p),
+            };
+            if let Err(problem) = outcome {
+                rejects.add(&file.display, line, &problem)?;
+            }
+            if sink.len() >= ROWS_PER_BATCH {
+                staging.write(&mut sink)?;
+            }
+            Ok(())
+        };
+        let mut on_bytes = |b: u64| {
+            if let Some(bar) = &bar {
+                bar.set_position(bytes_before + b);
+            } else if last_log.elapsed().as_secs() >= 5 {
+                last_log = std::time::Instant::now();
+                tracing::info!(
+                    "ingest {table}: {} of {} MiB read",
+                    (bytes_before + b) >> 20,
+                    total_bytes >> 20
+                );
+            }
+        };
+        source::read_rows(file, table, &mut on_row, &mut on_bytes)?;
+        bytes_before += file.size;
+    }
+    staging.write(&mut sink)?;
+    staging.close()?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    Ok(ReadOutcome {
+        read,
+        rejected: rejects.count,
+        rejects_file: rejects.finish()?,
+    })
+}
+
+/// Validates and loads `inputs` (paths, directories or URLs) into `table`.
+pub async fn ingest(
+    warehouse: &Warehouse,
+    table: TableKind,
+    inputs: &[String],
+    options: &IngestOptions,
+) -> Result<IngestReport, IngestError> {
+    let staging_root = warehouse.staging_dir();
+    let _lock = lock(&staging_root)?;
+    let scratch = ScratchDir(staging_root.join(uuid::Uuid::new_v4().to_string()));
+    std::fs::create_dir_all(&scratch.0).map_err(IngestError::io(&scratch.0))?;
+
+    let files = source::resolve(inputs, &scratch.0).await?;
+    let fx = Arc::new(if table == TableKind::Orders {
+        load_fx(warehouse).await?
+    } else {
+        FxRates::default()
+    });
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ");
+    let rejects_path = warehouse.rejects_dir().join(format!(
+        "{}-{stamp}-{}.csv",
+        table.name(),
+        &uuid::Uuid::new_v4().simple().to_string()[..8]
+    ));
+    let staged = scratch.0.join("staged");
+    let progress = options.progress;
+    let read = {
+        let files = files.clone();
+        let staged = staged.clone();
+        tokio::task::spawn_blocking(move || {
+            read_and_stage(table, &files, fx, &staged, rejects_path, progress)
+        })
+        .await
+        .map_err(|e| IngestError::Input {
+            file: inputs.join(", "),
+            reason: format!("reader task failed: {e}"),
+        })??
+    };
+    let mut report = IngestReport {
+        table: Some(table),
+        files: files.len(),
+        read: read.read,
+        rejected: read.rejected,
+        rejects_file: read.rejects_file.clone(),
+        ..Default::default()
+    };
+    if options.strict && read.rejected > 0 {
+        return Err(IngestError::Strict {
+            rejected: read.rejected,
+            rejects: read.rejects_file.unwrap_or_default(),
+        });
+    }
+    let mut metadata = serde_json::Map::new();
+    metadata.insert("rebuy.operation".into(), "ingest".into());
+    metadata.insert(
+        "rebuy.sources".into(),
+        serde_json::Value::Array(files.iter().map(|f| f.display.clone().into()).collect()),
+    );
+    metadata.insert("rebuy.rows_read".into(), read.read.into());
+    metadata.insert("rebuy.rows_rejected".into(), read.rejected.into());
+    let outcome = if read.read > read.rejected {
+        commit::commit(warehouse, table, &staged, &scratch.0, metadata).await?
+    } else {
+        commit::CommitOutcome {
+            version: warehouse.version(table).await?,
+            ..Default::default()
+        }
+    };
+    report.accepted = outcome.accepted;
+    report.updated = outcome.updated;
+    report.unchanged = outcome.unchanged;
+    report.superseded = outcome.superseded;
+    report.version = outcome.version;
+    report.committed = outcome.committed;
+    Ok(report)
+}

@@ -1,0 +1,77 @@
+//! The one place a query [`SessionContext`] is assembled: every stored table at its latest
+//! committed version, with information_schema. `rebuy query`, the tests and (later) the
+//! server all go through [`build_session`], so they all see the same warehouse.
+
+use std::sync::Arc;
+
+use datafusion::catalog::MemTable;
+use datafusion::error::DataFusionError;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::storage::{StorageError, TableKind, Warehouse};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    #[error("registering table {table}: {source}")]
+    Register {
+        table: &'static str,
+        #[source]
+        source: Box<DataFusionError>,
+    },
+}
+
+/// The session settings rebuy runs queries with.
+pub fn session_config() -> SessionConfig {
+    SessionConfig::new()
+        .with_information_schema(true)
+        .with_default_catalog_and_schema("rebuy", "public")
+}
+
+/// A query session over the warehouse. Tables that were never written are registered empty,
+/// with their schema, so that queries over them answer rather than fail.
+pub async fn build_session(warehouse: &Warehouse) -> Result<SessionContext, SessionError> {
+    let ctx = SessionContext::new_with_config(session_config());
+    register_tables(&ctx, warehouse).await?;
+    Ok(ctx)
+}
+
+/// Registers (or re-registers, at their latest version) the warehouse tables in `ctx`.
+pub async fn register_tables(
+    ctx: &SessionContext,
+    warehouse: &Warehouse,
+) -> Result<(), SessionError> {
+    for kind in TableKind::ALL {
+        let table = warehouse.table(kind).await?;
+        let provider: Arc<dyn datafusion::catalog::TableProvider> = if table.version().is_some() {
+            table
+                .update_datafusion_session(&ctx.state())
+                .map_err(|e| SessionError::Register {
+                    table: kind.name(),
+                    source: Box::new(DataFusionError::External(Box::new(e))),
+                })?;
+            table
+                .table_provider()
+                .await
+                .map_err(|e| SessionError::Register {
+                    table: kind.name(),
+                    source: Box::new(e),
+                })?
+        } else {
+            Arc::new(MemTable::try_new(kind.schema(), vec![vec![]]).map_err(|e| {
+                SessionError::Register {
+                    table: kind.name(),
+                    source: Box::new(e),
+                }
+            })?)
+        };
+        let _ = ctx.deregister_table(kind.name());
+        ctx.register_table(kind.name(), provider)
+            .map_err(|e| SessionError::Register {
+                table: kind.name(),
+                source: Box::new(e),
+            })?;
+    }
+    Ok(())
+}

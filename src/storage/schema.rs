@@ -1,0 +1,156 @@
+//! The stored shape of each warehouse table: the single place where `../shared/DATA_MODEL.md`
+//! becomes Arrow schemas. Ingest writes exactly these schemas; the catalog registers them.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+/// Timestamps are stored as microseconds in UTC (Delta Lake's `timestamp` type).
+pub fn utc_timestamp() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+/// Money is `numeric(18,2)` as the data model says.
+pub const MONEY: DataType = DataType::Decimal128(18, 2);
+
+/// The three tables rebuy stores, with their keys and partitioning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum TableKind {
+    #[value(name = "orders")]
+    Orders,
+    #[value(name = "customers")]
+    Customers,
+    #[value(name = "fx_rates", alias = "fx-rates")]
+    FxRates,
+}
+
+impl TableKind {
+    pub const ALL: [TableKind; 3] = [TableKind::Orders, TableKind::Customers, TableKind::FxRates];
+
+    /// SQL name of the table, also the folder name under the data directory.
+    pub fn name(self) -> &'static str {
+        match self {
+            TableKind::Orders => "orders",
+            TableKind::Customers => "customers",
+            TableKind::FxRates => "fx_rates",
+        }
+    }
+
+    /// Columns that identify a row: a later row with the same key replaces the stored one.
+    pub fn key_columns(self) -> &'static [&'static str] {
+        match self {
+            TableKind::Orders => &["order_id"],
+            TableKind::Customers => &["customer_id"],
+            TableKind::FxRates => &["rate_date", "currency"],
+        }
+    }
+
+    /// Hive-style partition columns of the stored table.
+    pub fn partition_columns(self) -> &'static [&'static str] {
+        match self {
+            TableKind::Orders => &["order_month"],
+            TableKind::Customers | TableKind::FxRates => &[],
+        }
+    }
+
+    /// The stored schema. Partition columns come last, as Delta Lake readers list them.
+    pub fn schema(self) -> SchemaRef {
+        let fields = match self {
+            TableKind::Orders => vec![
+                Field::new("order_id", DataType::Utf8, false),
+                Field::new("customer_id", DataType::Utf8, false),
+                Field::new("order_ts", utc_timestamp(), false),
+                Field::new("amount", MONEY, false),
+                Field::new("currency", DataType::Utf8, false),
+                Field::new("region", DataType::Utf8, true),
+                Field::new("country", DataType::Utf8, true),
+                Field::new("category", DataType::Utf8, true),
+                Field::new("channel", DataType::Utf8, true),
+                Field::new("is_subscription", DataType::Boolean, false),
+                Field::new("status", DataType::Utf8, false),
+                Field::new("discount", MONEY, false),
+                Field::new("email_sha256", DataType::Utf8, true),
+                Field::new("amount_usd", DataType::Float64, false),
+                Field::new("order_month", DataType::Utf8, false),
+            ],
+            TableKind::Customers => vec![
+                Field::new("customer_id", DataType::Utf8, false),
+                Field::new("signup_ts", utc_timestamp(), true),
+                Field::new("country", DataType::Utf8, true),
+                Field::new("region", DataType::Utf8, true),
+                Field::new("member_tier", DataType::Utf8, true),
+                Field::new("marketing_consent", DataType::Boolean, false),
+                Field::new("referred_by", DataType::Utf8, true),
+                Field::new("email_sha256", DataType::Utf8, true),
+            ],
+            TableKind::FxRates => vec![
+                Field::new("rate_date", DataType::Date32, false),
+                Field::new("currency", DataType::Utf8, false),
+                Field::new("to_usd", DataType::Float64, false),
+            ],
+        };
+        Arc::new(Schema::new(fields))
+    }
+
+    /// Input columns: the stored columns minus those derived at ingest.
+    pub fn input_columns(self) -> Vec<InputColumn> {
+        let derived: &[&str] = match self {
+            TableKind::Orders => &["amount_usd", "order_month"],
+            _ => &[],
+        };
+        let required: &[&str] = match self {
+            TableKind::Orders => &["order_id", "customer_id", "order_ts", "amount", "currency"],
+            TableKind::Customers => &["customer_id"],
+            TableKind::FxRates => &["rate_date", "currency", "to_usd"],
+        };
+        self.schema()
+            .fields()
+            .iter()
+            .filter(|f| !derived.contains(&f.name().as_str()))
+            .map(|f| InputColumn {
+                name: f.name().clone(),
+                required: required.contains(&f.name().as_str()),
+            })
+            .collect()
+    }
+}
+
+impl std::fmt::Display for TableKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// One column an input file may (or must) carry.
+#[derive(Debug, Clone)]
+pub struct InputColumn {
+    pub name: String,
+    pub required: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_partitions_are_stored_columns() {
+        for t in TableKind::ALL {
+            let schema = t.schema();
+            for c in t.key_columns().iter().chain(t.partition_columns()) {
+                assert!(schema.field_with_name(c).is_ok(), "{t}: {c}");
+            }
+        }
+    }
+
+    #[test]
+    fn derived_columns_are_not_inputs() {
+        let inputs: Vec<String> = TableKind::Orders
+            .input_columns()
+            .into_iter()
+            .map(|c| c.name)
+            .collect();
+        assert!(!inputs.contains(&"amount_usd".to_string()));
+        assert!(!inputs.contains(&"order_month".to_string()));
+        assert_eq!(inputs.len(), 13);
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests: the `rebuy` binary run as a user runs it, on temporary data directories.
+//! One test binary (DataFusion links once); one module per surface.
+
+mod common;
+
+mod cli;
+mod crash;
+mod ingest;
