@@ -13,6 +13,8 @@
 
 pub mod cli;
 pub mod demo;
+pub mod functions;
 pub mod ingest;
 pub mod session;
 pub mod storage;
+pub mod views;

@@ -14,6 +14,8 @@ use crate::storage::{StorageError, TableKind, Warehouse};
 pub enum SessionError {
     #[error(transparent)]
     Storage(#[from] StorageError),
+    #[error(transparent)]
+    View(#[from] crate::views::ViewError),
     #[error("registering table {table}: {source}")]
     Register {
         table: &'static str,
@@ -27,13 +29,16 @@ pub fn session_config() -> SessionConfig {
     SessionConfig::new()
         .with_information_schema(true)
         .with_default_catalog_and_schema("rebuy", "public")
+        .with_option_extension(crate::functions::RebuyOptions::default())
 }
 
 /// A query session over the warehouse. Tables that were never written are registered empty,
 /// with their schema, so that queries over them answer rather than fail.
 pub async fn build_session(warehouse: &Warehouse) -> Result<SessionContext, SessionError> {
     let ctx = SessionContext::new_with_config(session_config());
+    crate::functions::register_all(&ctx);
     register_tables(&ctx, warehouse).await?;
+    crate::views::register_views(&ctx).await?;
     Ok(ctx)
 }
 

@@ -6,3 +6,4 @@ mod common;
 mod cli;
 mod crash;
 mod ingest;
+mod object_store;

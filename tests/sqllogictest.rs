@@ -1,5 +1,6 @@
 //! Runs every `.slt` file under `tests/slt/` against a fresh session over the committed fixture
 //! warehouse (`data/fixture/warehouse`, made by `rebuy demo` with the seed in data/README.md).
+//! A file whose first line is `# fixture: NAME` runs on `data/fixture/NAME/warehouse`.
 //! Column types are checked strictly: `I` integer, `R` floating point, `T` anything else.
 //!
 //! `cargo test --test sqllogictest -- FILTER` runs only files whose path contains FILTER.
@@ -155,9 +156,24 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let fixture = root.join("data/fixture/warehouse");
+    // A file that starts with `# fixture: NAME` runs on data/fixture/NAME/warehouse instead.
+    let fixture_of = |file: &Path| -> PathBuf {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        match text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# fixture: "))
+        {
+            Some(name) => root
+                .join("data/fixture")
+                .join(name.trim())
+                .join("warehouse"),
+            None => root.join("data/fixture/warehouse"),
+        }
+    };
     let (mut passed, mut failed) = (0usize, 0usize);
     for file in &files {
+        let fixture = fixture_of(file);
         let warehouse = rebuy::storage::Warehouse::open(&fixture.display().to_string())
             .expect("fixture warehouse opens");
         let result = runtime.block_on(async {

@@ -295,6 +295,8 @@ impl StagingWriter {
             let props = WriterProperties::builder()
                 .set_compression(Compression::LZ4_RAW)
                 .set_dictionary_enabled(true)
+                // A row group is buffered in memory until written: keep it small.
+                .set_max_row_group_row_count(Some(ROWS_PER_BATCH * 2))
                 .build();
             let w = ArrowWriter::try_new(file, batch.schema(), Some(props))
                 .map_err(|e| IngestError::engine("staging rows")(e.into()))?;
@@ -436,6 +438,7 @@ pub async fn ingest(
     ));
     let staged = scratch.0.join("staged");
     let progress = options.progress;
+    let phase = std::time::Instant::now();
     let read = {
         let files = files.clone();
         let staged = staged.clone();
@@ -448,6 +451,12 @@ pub async fn ingest(
             reason: format!("reader task failed: {e}"),
         })??
     };
+    tracing::debug!(
+        "{table}: read and validated {} rows in {:.2}s",
+        read.read,
+        phase.elapsed().as_secs_f64()
+    );
+    let phase = std::time::Instant::now();
     let mut report = IngestReport {
         table: Some(table),
         files: files.len(),
@@ -478,6 +487,10 @@ pub async fn ingest(
             ..Default::default()
         }
     };
+    tracing::debug!(
+        "{table}: commit phase {:.2}s",
+        phase.elapsed().as_secs_f64()
+    );
     report.accepted = outcome.accepted;
     report.updated = outcome.updated;
     report.unchanged = outcome.unchanged;

@@ -97,10 +97,10 @@ async fn download(url_text: &str, local: &Path) -> Result<(), IngestError> {
         .collect();
     let (store, path) = object_store::parse_url_opts(&url, options)
         .map_err(|e| fail(format!("unusable URL: {e}")))?;
-    let result = store
-        .get(&path)
-        .await
-        .map_err(|e| fail(format!("cannot read: {e}")))?;
+    let result = store.get(&path).await.map_err(|e| match e {
+        object_store::Error::NotFound { .. } => fail("cannot read: not found".into()),
+        other => fail(format!("cannot read: {}", first_line(&other.to_string()))),
+    })?;
     let mut out = tokio::fs::File::create(local)
         .await
         .map_err(|e| fail(format!("cannot stage a local copy: {e}")))?;
@@ -115,6 +115,11 @@ async fn download(url_text: &str, local: &Path) -> Result<(), IngestError> {
         .await
         .map_err(|e| fail(format!("cannot stage a local copy: {e}")))?;
     Ok(())
+}
+
+/// Object-store errors can carry a whole XML response body; the first line says what matters.
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or(text)
 }
 
 fn format_from_extension(path: &Path) -> Option<Format> {

@@ -1,0 +1,48 @@
+-- customer_layers: every customer with a purchase on or before as_of() in exactly one layer.
+-- Grain: customer_id. Precedence (first that applies), thresholds from the session settings
+-- (SET rebuy.<name> = <number>; defaults in brackets):
+--   1 churned     no purchase for churned_days [180] or more (recency_days >= churned_days)
+--   2 dormant     no purchase for dormant_days [90] or more
+--   3 new         signed up within new_days [30] and has purchased; without a signup date,
+--                 first purchase within new_days
+--   4 high_value  the top customers by revenue_usd who together make high_value_share [0.6] of
+--                 all customers' revenue_usd (ranked by revenue, then customer_id)
+--   5 potential   potential_min_purchases [2] to potential_max_purchases [3] purchase days
+--   6 active      everyone else
+-- Flag high_potential_dormant: dormant with high_potential_min_purchases [3]+ purchase days.
+CREATE VIEW customer_layers AS
+WITH ranked AS (
+    SELECT s.*,
+           SUM(revenue_usd) OVER (ORDER BY revenue_usd DESC, customer_id
+                                  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS revenue_before,
+           SUM(revenue_usd) OVER () AS revenue_total
+    FROM customer_summary s
+),
+flags AS (
+    SELECT *,
+           recency_days >= rebuy_setting('churned_days') AS is_churned,
+           recency_days >= rebuy_setting('dormant_days') AS is_dormant,
+           CASE WHEN signup_ts IS NOT NULL
+                THEN CAST(as_of() AS INT) - CAST(CAST(signup_ts AS DATE) AS INT) < rebuy_setting('new_days')
+                 AND CAST(signup_ts AS DATE) <= as_of()
+                ELSE tenure_days < rebuy_setting('new_days') END AS is_new,
+           COALESCE(revenue_before, 0) < rebuy_setting('high_value_share') * revenue_total AS is_high_value,
+           purchase_days BETWEEN rebuy_setting('potential_min_purchases') AND rebuy_setting('potential_max_purchases') AS is_potential
+    FROM ranked
+)
+SELECT customer_id,
+       CASE WHEN is_churned THEN 'churned'
+            WHEN is_dormant THEN 'dormant'
+            WHEN is_new THEN 'new'
+            WHEN is_high_value THEN 'high_value'
+            WHEN is_potential THEN 'potential'
+            ELSE 'active' END AS layer,
+       (is_dormant AND NOT is_churned AND purchase_days >= rebuy_setting('high_potential_min_purchases')) AS high_potential_dormant,
+       recency_days,
+       tenure_days,
+       purchase_days,
+       revenue_usd,
+       region,
+       member_tier,
+       marketing_consent
+FROM flags

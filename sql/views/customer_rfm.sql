@@ -1,0 +1,22 @@
+-- customer_rfm: recency / frequency / monetary per customer with quintile scores and segment.
+-- Grain: customer_id (customers with a purchase on or before as_of()).
+--   recency_days = days since the last purchase day; frequency = purchase days;
+--   monetary_usd = revenue in USD.
+-- Scores: NTILE(5), 5 best (most recent, most frequent, highest spend), ties broken by
+-- customer_id so every engine and every run assigns identical scores.
+-- Segment: rfm_segment(r, f, m), segment map rebuy-rfm-v1 (see the function's documentation).
+CREATE VIEW customer_rfm AS
+WITH s AS (
+    SELECT customer_id,
+           recency_days,
+           purchase_days AS frequency,
+           revenue_usd AS monetary_usd,
+           CAST(NTILE(5) OVER (ORDER BY recency_days DESC, customer_id) AS BIGINT) AS r_score,
+           CAST(NTILE(5) OVER (ORDER BY purchase_days, customer_id) AS BIGINT) AS f_score,
+           CAST(NTILE(5) OVER (ORDER BY revenue_usd, customer_id) AS BIGINT) AS m_score
+    FROM customer_summary
+)
+SELECT customer_id, recency_days, frequency, monetary_usd, r_score, f_score, m_score,
+       CONCAT(CAST(r_score AS VARCHAR), CAST(f_score AS VARCHAR), CAST(m_score AS VARCHAR)) AS rfm_cell,
+       rfm_segment(r_score, f_score, m_score) AS segment
+FROM s

@@ -1,0 +1,149 @@
+//! rebuy's SQL functions, registered in every session by [`register_all`].
+//!
+//! | family | file | functions |
+//! |---|---|---|
+//! | settings | `as_of.rs` | `as_of()`, `rebuy_setting(name)`; settings `rebuy.as_of`, `rebuy.dormant_days`, … |
+//! | repurchase intervals | `repurchase.rs` | `repurchase_interval_days`, `median_repurchase_interval_days`, `repurchase_intervals`, `next_order_due`, `repurchase_cycle_class` |
+//! | RFM | `rfm.rs` | `rfm_segment` |
+//!
+//! Every function carries a [`Documentation`](datafusion::logical_expr::Documentation) whose SQL
+//! example is executed by a test (`documented_examples_run`): the example is the contract.
+//!
+//! To add a function: implement `ScalarUDFImpl` or `AggregateUDFImpl` in the family's file
+//! (argument checks at planning in `coerce_types`, naming the function; value checks at run
+//! time through [`FunctionError`]), give it documentation with a runnable example, and list it
+//! in [`scalar_functions`] or [`aggregate_functions`].
+
+pub mod as_of;
+pub mod repurchase;
+pub mod rfm;
+
+use datafusion::error::DataFusionError;
+use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
+use datafusion::prelude::SessionContext;
+
+pub use as_of::RebuyOptions;
+
+/// A bad argument value met while a function runs. Surfaces to clients as SQLSTATE 22023
+/// (invalid_parameter_value): it travels as `DataFusionError::External` so the server can
+/// recognise it by downcasting.
+#[derive(Debug, thiserror::Error)]
+pub enum FunctionError {
+    #[error("{function}: argument {argument} {message}")]
+    InvalidArgument {
+        function: &'static str,
+        argument: &'static str,
+        message: String,
+    },
+}
+
+impl From<FunctionError> for DataFusionError {
+    fn from(e: FunctionError) -> Self {
+        DataFusionError::External(Box::new(e))
+    }
+}
+
+pub fn scalar_functions() -> Vec<ScalarUDF> {
+    vec![
+        ScalarUDF::from(as_of::AsOfFunc::default()),
+        ScalarUDF::from(as_of::SettingFunc::default()),
+        ScalarUDF::from(repurchase::CycleClassFunc::default()),
+        ScalarUDF::from(rfm::RfmSegmentFunc::default()),
+    ]
+}
+
+pub fn aggregate_functions() -> Vec<AggregateUDF> {
+    use repurchase::{IntervalKind, RepurchaseAggregate};
+    [
+        IntervalKind::Mean,
+        IntervalKind::Median,
+        IntervalKind::List,
+        IntervalKind::NextDue,
+    ]
+    .into_iter()
+    .map(|k| AggregateUDF::from(RepurchaseAggregate::new(k)))
+    .collect()
+}
+
+/// Registers every rebuy function in `ctx`.
+pub fn register_all(ctx: &SessionContext) {
+    for f in scalar_functions() {
+        ctx.register_udf(f);
+    }
+    for f in aggregate_functions() {
+        ctx.register_udaf(f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::util::pretty::pretty_format_batches;
+
+    fn all_docs() -> Vec<(String, datafusion::logical_expr::Documentation)> {
+        let mut docs = Vec::new();
+        for f in scalar_functions() {
+            docs.push((
+                f.name().to_string(),
+                f.documentation().cloned().expect("documented"),
+            ));
+        }
+        for f in aggregate_functions() {
+            docs.push((
+                f.name().to_string(),
+                f.documentation().cloned().expect("documented"),
+            ));
+        }
+        docs
+    }
+
+    #[test]
+    fn names_are_unique() {
+        let mut names: Vec<String> = all_docs().into_iter().map(|(n, _)| n).collect();
+        let n = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), n);
+    }
+
+    /// Runs the SQL example of every function's documentation and compares the printed table.
+    #[tokio::test]
+    async fn documented_examples_run() {
+        for (name, doc) in all_docs() {
+            let example = doc
+                .sql_example
+                .unwrap_or_else(|| panic!("{name}: no SQL example"));
+            let mut statements = Vec::new();
+            let mut expected = Vec::new();
+            for line in example.lines() {
+                match line.trim().strip_prefix("> ") {
+                    Some(sql) => statements.push(sql.trim_end_matches(';').to_string()),
+                    None if !line.trim().is_empty() => expected.push(line.trim().to_string()),
+                    None => {}
+                }
+            }
+            assert!(
+                !statements.is_empty() && !expected.is_empty(),
+                "{name}: example without query or result"
+            );
+            let ctx = SessionContext::new_with_config(crate::session::session_config());
+            register_all(&ctx);
+            let mut last = Vec::new();
+            for sql in &statements {
+                last = ctx
+                    .sql(sql)
+                    .await
+                    .unwrap_or_else(|e| panic!("{name}: {sql}: {e}"))
+                    .collect()
+                    .await
+                    .unwrap_or_else(|e| panic!("{name}: {sql}: {e}"));
+            }
+            let actual = pretty_format_batches(&last).unwrap().to_string();
+            let actual: Vec<String> = actual.lines().map(|l| l.trim().to_string()).collect();
+            assert_eq!(
+                actual, expected,
+                "{name}: the documented example does not hold"
+            );
+        }
+    }
+}
