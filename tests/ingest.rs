@@ -414,3 +414,35 @@ fn customers_and_fx_rates_upsert_by_their_keys() {
         vec![vec!["EUR", "1.2"], vec!["GBP", "1.3"]]
     );
 }
+
+#[test]
+fn rejects_from_parallel_validation_come_back_in_input_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = warehouse_with_fx(dir.path());
+    // 40,000 rows: several chunks for every validation lane; every 997th row is bad.
+    let mut csv = String::from(ORDERS_HEADER);
+    let mut bad_lines = Vec::new();
+    for i in 0..40_000u32 {
+        let amount = if i % 997 == 5 {
+            bad_lines.push(i as u64 + 2);
+            "-1.00"
+        } else {
+            "9.99"
+        };
+        csv.push_str(&format!("p-{i},c-{},2025-01-{:02}T10:00:00Z,{amount},USD,,,,,,,,\n", i % 5000, i % 28 + 1));
+    }
+    let input = write(dir.path(), "big.csv", &csv);
+    let out = rebuy(&data, &["ingest", "orders", input.to_str().unwrap()]);
+    let report = stdout(&out);
+    assert_eq!(out.status.code(), Some(3), "{report}{}", stderr(&out));
+    assert_eq!(count(&report, "rejected"), bad_lines.len() as u64);
+    assert_eq!(count(&report, "accepted"), 40_000 - bad_lines.len() as u64);
+    let file = std::fs::read_dir(data.join("_rejects")).unwrap().next().unwrap().unwrap().path();
+    let lines: Vec<u64> = csv::Reader::from_path(&file)
+        .unwrap()
+        .records()
+        .map(|r| r.unwrap()[1].parse().unwrap())
+        .collect();
+    assert_eq!(lines, bad_lines);
+    assert_eq!(query_one(&data, "SELECT COUNT(*) FROM orders"), (40_000 - bad_lines.len()).to_string());
+}

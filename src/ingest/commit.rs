@@ -21,6 +21,9 @@ use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::parquet::basic::Compression;
+use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::parquet::schema::types::ColumnPath;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use deltalake::delta_datafusion::planner::DeltaPlanner;
 use deltalake::kernel::transaction::CommitProperties;
@@ -40,6 +43,31 @@ pub struct CommitOutcome {
     /// The table version after the ingest (the new one if something was committed).
     pub version: Option<u64>,
     pub committed: bool,
+}
+
+/// Parquet settings of stored files: zstd, and no dictionary for columns whose values are
+/// (nearly) unique, where building one costs time and saves nothing.
+pub fn stored_writer_properties(table: TableKind) -> WriterProperties {
+    let mut b = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(256 * 1024));
+    let unique: &[&str] = match table {
+        TableKind::Orders => &[
+            "order_id",
+            "customer_id",
+            "email_sha256",
+            "order_ts",
+            "amount",
+            "amount_usd",
+            "discount",
+        ],
+        TableKind::Customers => &["customer_id", "email_sha256", "signup_ts", "referred_by"],
+        TableKind::FxRates => &["to_usd"],
+    };
+    for c in unique {
+        b = b.set_column_dictionary_enabled(ColumnPath::from(*c), false);
+    }
+    b.build()
 }
 
 /// Memory an ingest's query engine may use before it spills to disk.
@@ -120,12 +148,14 @@ pub async fn commit(
         .await
         .map_err(IngestError::engine("reading staged rows"))?;
     let keys = table.key_columns().join(", ");
+    let step = std::time::Instant::now();
     let total = scalar_i64(&ctx, "SELECT COUNT(*) FROM staged").await?;
     let distinct = scalar_i64(
         &ctx,
         &format!("SELECT COUNT(*) FROM (SELECT DISTINCT {keys} FROM staged)"),
     )
     .await?;
+    tracing::debug!("{table}: key check {:.2}s", step.elapsed().as_secs_f64());
     let cols = column_list(table, "");
     let incoming_sql = if distinct < total {
         format!(
@@ -164,6 +194,7 @@ pub async fn commit(
             .with_partition_columns(table.partition_columns().iter().copied())
             .with_save_mode(SaveMode::Append)
             .with_table_name(table.name())
+            .with_writer_properties(stored_writer_properties(table))
             .with_commit_properties(commit_props)
             .await
             .map_err(|e| IngestError::commit(table, e))?;
@@ -269,6 +300,7 @@ pub async fn commit(
             .with_session_state(Arc::new(ctx.state()))
             .with_partition_columns(table.partition_columns().iter().copied())
             .with_save_mode(SaveMode::Append)
+            .with_writer_properties(stored_writer_properties(table))
             .with_commit_properties(commit_props)
             .await
             .map_err(|e| IngestError::commit(table, e))?
@@ -305,6 +337,7 @@ pub async fn commit(
             .with_source_alias("source")
             .with_target_alias("target")
             .with_session_state(Arc::new(ctx.state()))
+            .with_writer_properties(stored_writer_properties(table))
             .with_commit_properties(commit_props);
         let names: Vec<String> = table
             .schema()

@@ -232,7 +232,8 @@ pub async fn load_fx(warehouse: &Warehouse) -> Result<FxRates, IngestError> {
     Ok(fx)
 }
 
-/// Writes rejected rows as CSV: source, line, column, value, reason.
+/// Writes one lane's rejected rows as CSV with their input sequence number; the lanes' files
+/// are merged into the rejects report by [`merge_rejects`].
 struct RejectWriter {
     path: PathBuf,
     out: Option<csv::Writer<BufWriter<File>>>,
@@ -240,20 +241,35 @@ struct RejectWriter {
 }
 
 impl RejectWriter {
-    fn add(&mut self, source: &str, line: u64, p: &RowProblem) -> Result<(), IngestError> {
+    fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            out: None,
+            count: 0,
+        }
+    }
+
+    fn add(
+        &mut self,
+        seq: u64,
+        source: &str,
+        line: u64,
+        p: &RowProblem,
+    ) -> Result<(), IngestError> {
         if self.out.is_none() {
-            if let Some(dir) = self.path.parent() {
-                std::fs::create_dir_all(dir).map_err(IngestError::io(dir))?;
-            }
             let file = File::create(&self.path).map_err(IngestError::io(&self.path))?;
-            let mut w = csv::Writer::from_writer(BufWriter::new(file));
-            w.write_record(["source", "line", "column", "value", "reason"])
-                .map_err(|e| IngestError::io(&self.path)(e.into()))?;
-            self.out = Some(w);
+            self.out = Some(csv::Writer::from_writer(BufWriter::new(file)));
         }
         if let Some(w) = self.out.as_mut() {
-            w.write_record([source, &line.to_string(), &p.column, &p.value, &p.reason])
-                .map_err(|e| IngestError::io(&self.path)(e.into()))?;
+            w.write_record([
+                seq.to_string().as_str(),
+                source,
+                &line.to_string(),
+                &p.column,
+                &p.value,
+                &p.reason,
+            ])
+            .map_err(|e| IngestError::io(&self.path)(e.into()))?;
         }
         self.count += 1;
         Ok(())
@@ -270,9 +286,61 @@ impl RejectWriter {
     }
 }
 
+/// Merges the lanes' reject files (each in input order) into one report in input order:
+/// source, line, column, value, reason. Streams; memory does not grow with the rejects.
+fn merge_rejects(parts: &[PathBuf], dest: &Path) -> Result<Option<PathBuf>, IngestError> {
+    if parts.is_empty() {
+        return Ok(None);
+    }
+    if let Some(dir) = dest.parent() {
+        std::fs::create_dir_all(dir).map_err(IngestError::io(dir))?;
+    }
+    let csv_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |e: csv::Error| IngestError::Io {
+            path,
+            source: e.into(),
+        }
+    };
+    let mut readers = Vec::new();
+    for p in parts {
+        let r = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_path(p)
+            .map_err(csv_err(p))?;
+        readers.push(r.into_records());
+    }
+    let mut heads: Vec<Option<csv::StringRecord>> = Vec::new();
+    for (r, p) in readers.iter_mut().zip(parts) {
+        heads.push(r.next().transpose().map_err(csv_err(p))?);
+    }
+    let file = File::create(dest).map_err(IngestError::io(dest))?;
+    let mut out = csv::Writer::from_writer(BufWriter::new(file));
+    out.write_record(["source", "line", "column", "value", "reason"])
+        .map_err(csv_err(dest))?;
+    let seq_of = |r: &csv::StringRecord| r.get(0).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+    loop {
+        let next = heads
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| h.as_ref().map(|r| (seq_of(r), i)))
+            .min();
+        let Some((_, i)) = next else { break };
+        if let Some(rec) = heads[i].take() {
+            out.write_record(rec.iter().skip(1))
+                .map_err(csv_err(dest))?;
+        }
+        heads[i] = readers[i].next().transpose().map_err(csv_err(&parts[i]))?;
+    }
+    out.flush().map_err(IngestError::io(dest))?;
+    Ok(Some(dest.to_path_buf()))
+}
+
 /// Streams validated rows into staging Parquet files of bounded size.
 struct StagingWriter {
     dir: PathBuf,
+    /// Distinguishes the files of parallel lanes.
+    prefix: usize,
     writer: Option<ArrowWriter<File>>,
     files: usize,
     rows_in_file: usize,
@@ -290,11 +358,15 @@ impl StagingWriter {
             .finish()
             .map_err(|e| IngestError::engine("building a batch")(e.into()))?;
         if self.writer.is_none() {
-            let path = self.dir.join(format!("part-{:05}.parquet", self.files));
+            let path = self
+                .dir
+                .join(format!("part-{}-{:05}.parquet", self.prefix, self.files));
             let file = File::create(&path).map_err(IngestError::io(&path))?;
+            // Staging files live for one ingest: no compression, no dictionaries (most key
+            // and hash columns are unique, where dictionary building is wasted work).
             let props = WriterProperties::builder()
-                .set_compression(Compression::LZ4_RAW)
-                .set_dictionary_enabled(true)
+                .set_compression(Compression::UNCOMPRESSED)
+                .set_dictionary_enabled(false)
                 // A row group is buffered in memory until written: keep it small.
                 .set_max_row_group_row_count(Some(ROWS_PER_BATCH * 2))
                 .build();
@@ -330,11 +402,179 @@ struct ReadOutcome {
     rejects_file: Option<PathBuf>,
 }
 
+/// One validation lane: its own validator, staging files and rejects. CSV inputs are spread
+/// over several lanes running in parallel; other formats use the first.
+struct Lane {
+    sink: RowSink,
+    staging: StagingWriter,
+    rejects: RejectWriter,
+}
+
+impl Lane {
+    fn new(
+        index: usize,
+        table: TableKind,
+        fx: Arc<FxRates>,
+        staged: &Path,
+        scratch: &Path,
+    ) -> Self {
+        Lane {
+            sink: RowSink::new(table, fx),
+            staging: StagingWriter {
+                dir: staged.to_path_buf(),
+                prefix: index,
+                writer: None,
+                files: 0,
+                rows_in_file: 0,
+            },
+            rejects: RejectWriter::new(scratch.join(format!("rejects-{index}.csv"))),
+        }
+    }
+
+    fn row(
+        &mut self,
+        source: &str,
+        row: Result<&[Option<&str>], RowProblem>,
+        line: u64,
+        seq: u64,
+    ) -> Result<(), IngestError> {
+        let outcome = match row {
+            Ok(fields) => self.sink.push(fields, seq),
+            Err(p) => Err(p),
+        };
+        if let Err(problem) = outcome {
+            self.rejects.add(seq, source, line, &problem)?;
+        }
+        if self.sink.len() >= ROWS_PER_BATCH {
+            self.staging.write(&mut self.sink)?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(u64, Option<PathBuf>), IngestError> {
+        self.staging.write(&mut self.sink)?;
+        self.staging.close()?;
+        Ok((self.rejects.count, self.rejects.finish()?))
+    }
+}
+
+/// Records per chunk handed from the CSV splitter to the lanes.
+const CHUNK_ROWS: usize = 8192;
+
+/// Number of parallel validation lanes for CSV (the machine's cores, at most 8).
+fn lane_count() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 8)
+}
+
+/// Reads one CSV file with the calling thread splitting records and every lane validating
+/// chunks of them in parallel. Returns the number of records.
+fn read_csv_parallel(
+    file: &source::InputFile,
+    table: TableKind,
+    lanes: &mut [Lane],
+    seq: &mut u64,
+    on_bytes: &mut dyn FnMut(u64),
+) -> Result<u64, IngestError> {
+    use std::sync::mpsc::sync_channel;
+    let mut input = source::open_csv(file, table)?;
+    let header = input.header.clone();
+    let mapping = input.mapping.clone();
+    type Chunk = Vec<(csv::ByteRecord, u64, u64)>;
+    let (tx, rx) = sync_channel::<Chunk>(lanes.len() * 2);
+    let rx = std::sync::Mutex::new(rx);
+    // Lanes hand emptied chunks back, so record buffers are reused rather than reallocated.
+    let (back_tx, back_rx) = sync_channel::<Chunk>(lanes.len() * 4);
+    let mut rows = 0u64;
+    let results: Vec<Result<(), IngestError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = lanes
+            .iter_mut()
+            .map(|lane| {
+                let rx = &rx;
+                let header = &header;
+                let mapping = &mapping;
+                let back_tx = back_tx.clone();
+                scope.spawn(move || -> Result<(), IngestError> {
+                    loop {
+                        let chunk = match rx.lock() {
+                            Ok(guard) => guard.recv(),
+                            Err(_) => return Ok(()),
+                        };
+                        let Ok(chunk) = chunk else { return Ok(()) };
+                        for (record, line, s) in &chunk {
+                            match source::fields_of(record, header, mapping) {
+                                Ok(fields) => lane.row(&file.display, Ok(&fields), *line, *s)?,
+                                Err(p) => lane.row(&file.display, Err(p), *line, *s)?,
+                            }
+                        }
+                        let _ = back_tx.try_send(chunk);
+                    }
+                })
+            })
+            .collect();
+        drop(back_tx);
+        let mut split = || -> Result<(), IngestError> {
+            let fresh = || -> Chunk { Vec::with_capacity(CHUNK_ROWS) };
+            let mut chunk: Chunk = fresh();
+            // Records of a returned chunk, refilled in place.
+            let mut spare: Vec<csv::ByteRecord> = Vec::new();
+            loop {
+                let mut record = spare.pop().unwrap_or_default();
+                if !input.next_record(file, &mut record)? {
+                    break;
+                }
+                rows += 1;
+                *seq += 1;
+                let line = record.position().map_or(rows + 1, |p| p.line());
+                chunk.push((record, line, *seq));
+                if chunk.len() == CHUNK_ROWS {
+                    if spare.is_empty() {
+                        if let Ok(returned) = back_rx.try_recv() {
+                            spare.extend(returned.into_iter().map(|(r, _, _)| r));
+                        }
+                    }
+                    let full = std::mem::replace(&mut chunk, fresh());
+                    if tx.send(full).is_err() {
+                        // Every lane stopped: their errors say why.
+                        return Ok(());
+                    }
+                    if rows % (CHUNK_ROWS as u64 * 8) == 0 {
+                        on_bytes(input.reader.position().byte());
+                    }
+                }
+            }
+            if !chunk.is_empty() {
+                let _ = tx.send(chunk);
+            }
+            Ok(())
+        };
+        let split_result = split();
+        drop(tx);
+        let mut results = vec![split_result];
+        for h in handles {
+            results.push(h.join().unwrap_or_else(|_| {
+                Err(IngestError::Input {
+                    file: file.display.clone(),
+                    reason: "a validation thread failed".into(),
+                })
+            }));
+        }
+        results
+    });
+    for r in results {
+        r?;
+    }
+    on_bytes(file.size);
+    Ok(rows)
+}
+
 /// Phase 1, synchronous: read every file, validate, stage.
 fn read_and_stage(
     table: TableKind,
     files: &[source::InputFile],
     fx: Arc<FxRates>,
+    scratch: &Path,
     staged: &Path,
     rejects_path: PathBuf,
     progress: bool,
@@ -353,38 +593,14 @@ fn read_and_stage(
     } else {
         None
     };
-    let mut sink = RowSink::new(table, fx);
-    let mut staging = StagingWriter {
-        dir: staged.to_path_buf(),
-        writer: None,
-        files: 0,
-        rows_in_file: 0,
-    };
-    let mut rejects = RejectWriter {
-        path: rejects_path,
-        out: None,
-        count: 0,
-    };
+    let mut lanes: Vec<Lane> = (0..lane_count())
+        .map(|i| Lane::new(i, table, fx.clone(), staged, scratch))
+        .collect();
     let mut read = 0u64;
     let mut seq = 0u64;
     let mut bytes_before = 0u64;
     let mut last_log = std::time::Instant::now();
     for file in files {
-        let mut on_row = |row: Result<&[Option<&str>], RowProblem>, line: u64| {
-            read += 1;
-            seq += 1;
-            let outcome = match row {
-                Ok(fields) => sink.push(fields, seq),
-                Err(p) => Err(p),
-            };
-            if let Err(problem) = outcome {
-                rejects.add(&file.display, line, &problem)?;
-            }
-            if sink.len() >= ROWS_PER_BATCH {
-                staging.write(&mut sink)?;
-            }
-            Ok(())
-        };
         let mut on_bytes = |b: u64| {
             if let Some(bar) = &bar {
                 bar.set_position(bytes_before + b);
@@ -397,18 +613,32 @@ fn read_and_stage(
                 );
             }
         };
-        source::read_rows(file, table, &mut on_row, &mut on_bytes)?;
+        if file.format == source::Format::Csv {
+            read += read_csv_parallel(file, table, &mut lanes, &mut seq, &mut on_bytes)?;
+        } else {
+            let lane = &mut lanes[0];
+            let mut on_row = |row: Result<&[Option<&str>], RowProblem>, line: u64| {
+                seq += 1;
+                lane.row(&file.display, row, line, seq)
+            };
+            read += source::read_rows(file, table, &mut on_row, &mut on_bytes)?;
+        }
         bytes_before += file.size;
     }
-    staging.write(&mut sink)?;
-    staging.close()?;
+    let mut rejected = 0;
+    let mut parts = Vec::new();
+    for lane in &mut lanes {
+        let (n, part) = lane.finish()?;
+        rejected += n;
+        parts.extend(part);
+    }
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
     Ok(ReadOutcome {
         read,
-        rejected: rejects.count,
-        rejects_file: rejects.finish()?,
+        rejected,
+        rejects_file: merge_rejects(&parts, &rejects_path)?,
     })
 }
 
@@ -442,8 +672,17 @@ pub async fn ingest(
     let read = {
         let files = files.clone();
         let staged = staged.clone();
+        let scratch_dir = scratch.0.clone();
         tokio::task::spawn_blocking(move || {
-            read_and_stage(table, &files, fx, &staged, rejects_path, progress)
+            read_and_stage(
+                table,
+                &files,
+                fx,
+                &scratch_dir,
+                &staged,
+                rejects_path,
+                progress,
+            )
         })
         .await
         .map_err(|e| IngestError::Input {

@@ -1,6 +1,8 @@
 //! Parsing of single text fields into stored values, with the reason a value is refused.
 //! Pure functions: every rule of the data model that concerns one field lives here.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 
 /// Days from 0001-01-01 (chrono's CE day 1) to 1970-01-01.
@@ -78,8 +80,25 @@ pub fn utc_day(micros: i64) -> i32 {
 
 /// `YYYY-MM` of a UTC timestamp in microseconds.
 pub fn utc_month(micros: i64) -> String {
-    match DateTime::<Utc>::from_timestamp_micros(micros) {
-        Some(dt) => dt.format("%Y-%m").to_string(),
+    use chrono::Datelike;
+    match days_to_date(utc_day(micros)) {
+        Some(d) => {
+            // Formatting by hand: chrono's strftime machinery is a hot spot at ingest.
+            let (y, m) = (d.year(), d.month());
+            let mut s = String::with_capacity(7);
+            if (0..10000).contains(&y) {
+                s.push(char::from(b'0' + (y / 1000) as u8));
+                s.push(char::from(b'0' + (y / 100 % 10) as u8));
+                s.push(char::from(b'0' + (y / 10 % 10) as u8));
+                s.push(char::from(b'0' + (y % 10) as u8));
+            } else {
+                s.push_str(&y.to_string());
+            }
+            s.push('-');
+            s.push(char::from(b'0' + (m / 10) as u8));
+            s.push(char::from(b'0' + (m % 10) as u8));
+            s
+        }
         None => "0000-00".into(),
     }
 }
@@ -168,9 +187,27 @@ pub fn positive_rate(text: &str) -> Result<f64, String> {
     Ok(v)
 }
 
+/// Upper-cased text, borrowed when it already is.
+fn upper(t: &str) -> Cow<'_, str> {
+    if t.bytes().any(|b| b.is_ascii_lowercase()) {
+        Cow::Owned(t.to_ascii_uppercase())
+    } else {
+        Cow::Borrowed(t)
+    }
+}
+
+/// Lower-cased text, borrowed when it already is.
+pub fn lower(t: &str) -> Cow<'_, str> {
+    if t.chars().any(char::is_uppercase) {
+        Cow::Owned(t.to_lowercase())
+    } else {
+        Cow::Borrowed(t)
+    }
+}
+
 /// An ISO 4217 currency code, upper-cased.
-pub fn currency(text: &str) -> Result<String, String> {
-    let code = text.trim().to_ascii_uppercase();
+pub fn currency(text: &str) -> Result<Cow<'_, str>, String> {
+    let code = upper(text.trim());
     if super::currency::is_iso4217(&code) {
         Ok(code)
     } else {
@@ -182,8 +219,8 @@ pub fn currency(text: &str) -> Result<String, String> {
 }
 
 /// ISO 3166-1 alpha-2 country code, upper-cased.
-pub fn country(text: &str) -> Result<String, String> {
-    let code = text.trim().to_ascii_uppercase();
+pub fn country(text: &str) -> Result<Cow<'_, str>, String> {
+    let code = upper(text.trim());
     if code.len() == 2 && code.bytes().all(|b| b.is_ascii_uppercase()) {
         Ok(code)
     } else {
@@ -208,10 +245,10 @@ pub fn status(text: &str) -> Result<&'static str, String> {
 }
 
 /// Lower-case hex SHA-256.
-pub fn sha256_hex(text: &str) -> Result<String, String> {
-    let t = text.trim().to_ascii_lowercase();
+pub fn sha256_hex(text: &str) -> Result<Cow<'_, str>, String> {
+    let t = text.trim();
     if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
-        Ok(t)
+        Ok(lower(t))
     } else {
         Err("not a SHA-256 hex digest (64 hex characters)".into())
     }

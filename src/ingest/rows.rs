@@ -2,6 +2,7 @@
 //! [`TableKind::input_columns`]) becomes one stored row, or a [`RowProblem`] naming the column and
 //! the reason. Derived columns (`amount_usd`, `order_month`) are computed here too.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -73,6 +74,7 @@ enum Val<'a> {
     Null,
     Str(&'a str),
     Owned(String),
+    Cow(Cow<'a, str>),
     Ts(i64),
     Cents(i128),
     Bool(bool),
@@ -111,6 +113,7 @@ impl Col {
         match (self, v) {
             (Col::Str(b), Val::Str(s)) => b.append_value(s),
             (Col::Str(b), Val::Owned(s)) => b.append_value(s),
+            (Col::Str(b), Val::Cow(s)) => b.append_value(s),
             (Col::Ts(b), Val::Ts(t)) => b.append_value(*t),
             (Col::Dec(b), Val::Cents(c)) => b.append_value(*c),
             (Col::Bool(b), Val::Bool(x)) => b.append_value(*x),
@@ -268,15 +271,15 @@ impl RowSink {
             Val::Str(customer_id),
             Val::Ts(ts),
             Val::Cents(amount),
-            Val::Owned(currency),
+            Val::Cow(currency),
             text(optional(f, 5)),
-            country.map_or(Val::Null, Val::Owned),
+            country.map_or(Val::Null, Val::Cow),
             lower(optional(f, 7)),
             lower(optional(f, 8)),
             Val::Bool(is_subscription),
             Val::Str(status),
             Val::Cents(discount),
-            email.map_or(Val::Null, Val::Owned),
+            email.map_or(Val::Null, Val::Cow),
             Val::F64(amount_usd),
             Val::Owned(parse::utc_month(ts)),
         ])
@@ -305,12 +308,12 @@ fn customer<'a>(f: &[Option<&'a str>]) -> Outcome<Vec<Val<'a>>> {
     Ok(vec![
         Val::Str(customer_id),
         signup.map_or(Val::Null, Val::Ts),
-        country.map_or(Val::Null, Val::Owned),
+        country.map_or(Val::Null, Val::Cow),
         text(optional(f, 3)),
         lower(optional(f, 4)),
         Val::Bool(consent),
         text(optional(f, 6)),
-        email.map_or(Val::Null, Val::Owned),
+        email.map_or(Val::Null, Val::Cow),
     ])
 }
 
@@ -318,7 +321,7 @@ fn fx_rate<'a>(f: &[Option<&'a str>]) -> Outcome<Vec<Val<'a>>> {
     let day = parse::date_days(required(f, 0)?).map_err(|e| (0, e))?;
     let currency = parse::currency(required(f, 1)?).map_err(|e| (1, e))?;
     let rate = parse::positive_rate(required(f, 2)?).map_err(|e| (2, e))?;
-    Ok(vec![Val::Date(day), Val::Owned(currency), Val::F64(rate)])
+    Ok(vec![Val::Date(day), Val::Cow(currency), Val::F64(rate)])
 }
 
 /// A non-empty field, trimmed.
@@ -338,8 +341,8 @@ fn text(v: Option<&str>) -> Val<'_> {
     v.map_or(Val::Null, Val::Str)
 }
 
-fn lower(v: Option<&str>) -> Val<'static> {
-    v.map_or(Val::Null, |s| Val::Owned(s.to_lowercase()))
+fn lower(v: Option<&str>) -> Val<'_> {
+    v.map_or(Val::Null, |s| Val::Cow(parse::lower(s)))
 }
 
 #[cfg(test)]

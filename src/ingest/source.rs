@@ -235,12 +235,9 @@ pub fn read_rows(
     }
 }
 
-fn read_csv(
-    file: &InputFile,
-    table: TableKind,
-    on_row: &mut RowCallback<'_>,
-    on_bytes: &mut dyn FnMut(u64),
-) -> Result<u64, IngestError> {
+/// Opens a CSV input and checks its header: the reader positioned at the first record, the
+/// header names and the mapping of input columns to header positions.
+pub fn open_csv(file: &InputFile, table: TableKind) -> Result<CsvInput, IngestError> {
     let fail = |reason: String| IngestError::Input {
         file: file.display.clone(),
         reason,
@@ -258,57 +255,98 @@ fn read_csv(
         .map(|h| String::from_utf8_lossy(h).into_owned())
         .collect();
     let mapping = map_columns(file, table, &header)?;
-    let width = header.len();
+    Ok(CsvInput {
+        reader,
+        header,
+        mapping,
+    })
+}
+
+/// A CSV input whose header has been checked.
+pub struct CsvInput {
+    pub reader: csv::Reader<File>,
+    pub header: Vec<String>,
+    pub mapping: Vec<Option<usize>>,
+}
+
+impl CsvInput {
+    /// The next record and its line, `None` at the end; a malformed file is an error.
+    pub fn next_record(
+        &mut self,
+        file: &InputFile,
+        record: &mut csv::ByteRecord,
+    ) -> Result<bool, IngestError> {
+        self.reader.read_byte_record(record).map_err(|e| {
+            // csv reports an error at a position; it cannot resynchronise reliably.
+            let line = e.position().map_or(0, |p| p.line());
+            IngestError::Input {
+                file: file.display.clone(),
+                reason: format!("malformed CSV at line {line}: {e}"),
+            }
+        })
+    }
+
+    /// The text fields of one record in the table's input-column order.
+    pub fn fields<'r>(
+        &self,
+        record: &'r csv::ByteRecord,
+    ) -> Result<Vec<Option<&'r str>>, RowProblem> {
+        fields_of(record, &self.header, &self.mapping)
+    }
+}
+
+/// The text fields of one record in the table's input-column order, or why the row cannot be
+/// split into them.
+pub fn fields_of<'r>(
+    record: &'r csv::ByteRecord,
+    header: &[String],
+    mapping: &[Option<usize>],
+) -> Result<Vec<Option<&'r str>>, RowProblem> {
+    if record.len() != header.len() {
+        return Err(RowProblem {
+            column: "*".into(),
+            value: String::new(),
+            reason: format!(
+                "row has {} fields, the header has {}",
+                record.len(),
+                header.len()
+            ),
+        });
+    }
+    let mut fields = Vec::with_capacity(mapping.len());
+    for m in mapping {
+        match m {
+            Some(i) => match std::str::from_utf8(&record[*i]) {
+                Ok(s) => fields.push(Some(s)),
+                Err(_) => {
+                    return Err(RowProblem {
+                        column: header[*i].clone(),
+                        value: String::new(),
+                        reason: "not valid UTF-8".into(),
+                    });
+                }
+            },
+            None => fields.push(None),
+        }
+    }
+    Ok(fields)
+}
+
+fn read_csv(
+    file: &InputFile,
+    table: TableKind,
+    on_row: &mut RowCallback<'_>,
+    on_bytes: &mut dyn FnMut(u64),
+) -> Result<u64, IngestError> {
+    let mut input = open_csv(file, table)?;
     let mut record = csv::ByteRecord::new();
     let mut rows = 0u64;
-    loop {
-        let more = match reader.read_byte_record(&mut record) {
-            Ok(more) => more,
-            Err(e) => {
-                // csv reports an error at a position; it cannot resynchronise reliably.
-                let line = e.position().map_or(0, |p| p.line());
-                return Err(fail(format!("malformed CSV at line {line}: {e}")));
-            }
-        };
-        if !more {
-            break;
-        }
+    while input.next_record(file, &mut record)? {
         rows += 1;
         let line = record.position().map_or(rows + 1, |p| p.line());
-        if record.len() != width {
-            on_row(
-                Err(RowProblem {
-                    column: "*".into(),
-                    value: String::new(),
-                    reason: format!("row has {} fields, the header has {width}", record.len()),
-                }),
-                line,
-            )?;
-            continue;
-        }
-        let mut fields: Vec<Option<&str>> = Vec::with_capacity(mapping.len());
-        let mut bad_utf8 = None;
-        for m in &mapping {
-            match m {
-                Some(i) => match std::str::from_utf8(&record[*i]) {
-                    Ok(s) => fields.push(Some(s)),
-                    Err(_) => {
-                        bad_utf8 = Some(*i);
-                        fields.push(None);
-                    }
-                },
-                None => fields.push(None),
-            }
-        }
-        if let Some(i) = bad_utf8 {
-            let problem = RowProblem {
-                column: header[i].clone(),
-                value: String::new(),
-                reason: "not valid UTF-8".into(),
-            };
-            on_row(Err(problem), line)?;
-        } else {
-            on_row(Ok(&fields), line)?;
+        match input.fields(&record) {
+            Ok(fields) => on_row(Ok(&fields), line)?,
+            Err(problem) => on_row(Err(problem), line)?,
         }
         if rows % 65_536 == 0 {
             on_bytes(record.position().map_or(0, |p| p.byte()));
