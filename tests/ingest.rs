@@ -429,7 +429,11 @@ fn rejects_from_parallel_validation_come_back_in_input_order() {
         } else {
             "9.99"
         };
-        csv.push_str(&format!("p-{i},c-{},2025-01-{:02}T10:00:00Z,{amount},USD,,,,,,,,\n", i % 5000, i % 28 + 1));
+        csv.push_str(&format!(
+            "p-{i},c-{},2025-01-{:02}T10:00:00Z,{amount},USD,,,,,,,,\n",
+            i % 5000,
+            i % 28 + 1
+        ));
     }
     let input = write(dir.path(), "big.csv", &csv);
     let out = rebuy(&data, &["ingest", "orders", input.to_str().unwrap()]);
@@ -437,12 +441,20 @@ fn rejects_from_parallel_validation_come_back_in_input_order() {
     assert_eq!(out.status.code(), Some(3), "{report}{}", stderr(&out));
     assert_eq!(count(&report, "rejected"), bad_lines.len() as u64);
     assert_eq!(count(&report, "accepted"), 40_000 - bad_lines.len() as u64);
-    let file = std::fs::read_dir(data.join("_rejects")).unwrap().next().unwrap().unwrap().path();
+    let file = std::fs::read_dir(data.join("_rejects"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let lines: Vec<u64> = csv::Reader::from_path(&file)
         .unwrap()
         .records()
         .map(|r| r.unwrap()[1].parse().unwrap())
         .collect();
     assert_eq!(lines, bad_lines);
-    assert_eq!(query_one(&data, "SELECT COUNT(*) FROM orders"), (40_000 - bad_lines.len()).to_string());
+    assert_eq!(
+        query_one(&data, "SELECT COUNT(*) FROM orders"),
+        (40_000 - bad_lines.len()).to_string()
+    );
 }

@@ -140,6 +140,7 @@ pub async fn commit(
     table: TableKind,
     staged: &Path,
     scratch: &Path,
+    known_distinct: Option<u64>,
     metadata: serde_json::Map<String, serde_json::Value>,
 ) -> Result<CommitOutcome, IngestError> {
     let ctx = ingest_context()?;
@@ -149,12 +150,18 @@ pub async fn commit(
         .map_err(IngestError::engine("reading staged rows"))?;
     let keys = table.key_columns().join(", ");
     let step = std::time::Instant::now();
-    let total = scalar_i64(&ctx, "SELECT COUNT(*) FROM staged").await?;
-    let distinct = scalar_i64(
-        &ctx,
-        &format!("SELECT COUNT(*) FROM (SELECT DISTINCT {keys} FROM staged)"),
-    )
-    .await?;
+    // Reading proved the keys distinct (different hashes) or could not: then count exactly.
+    let (total, distinct) = match known_distinct {
+        Some(n) => (n as i64, n as i64),
+        None => (
+            scalar_i64(&ctx, "SELECT COUNT(*) FROM staged").await?,
+            scalar_i64(
+                &ctx,
+                &format!("SELECT COUNT(*) FROM (SELECT DISTINCT {keys} FROM staged)"),
+            )
+            .await?,
+        ),
+    };
     tracing::debug!("{table}: key check {:.2}s", step.elapsed().as_secs_f64());
     let cols = column_list(table, "");
     let incoming_sql = if distinct < total {

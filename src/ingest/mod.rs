@@ -400,6 +400,14 @@ struct ReadOutcome {
     read: u64,
     rejected: u64,
     rejects_file: Option<PathBuf>,
+    /// True when the accepted rows' key hashes are all different: their keys are distinct.
+    keys_distinct: bool,
+}
+
+/// True when no two of the hashes are equal (sorts them).
+fn all_distinct(hashes: &mut [u64]) -> bool {
+    hashes.sort_unstable();
+    hashes.windows(2).all(|w| w[0] != w[1])
 }
 
 /// One validation lane: its own validator, staging files and rejects. CSV inputs are spread
@@ -627,11 +635,15 @@ fn read_and_stage(
     }
     let mut rejected = 0;
     let mut parts = Vec::new();
+    let mut hashes: Vec<u64> = Vec::new();
     for lane in &mut lanes {
         let (n, part) = lane.finish()?;
         rejected += n;
         parts.extend(part);
+        hashes.append(&mut lane.sink.take_key_hashes());
     }
+    let keys_distinct = all_distinct(&mut hashes);
+    drop(hashes);
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -639,6 +651,7 @@ fn read_and_stage(
         read,
         rejected,
         rejects_file: merge_rejects(&parts, &rejects_path)?,
+        keys_distinct,
     })
 }
 
@@ -719,7 +732,16 @@ pub async fn ingest(
     metadata.insert("rebuy.rows_read".into(), read.read.into());
     metadata.insert("rebuy.rows_rejected".into(), read.rejected.into());
     let outcome = if read.read > read.rejected {
-        commit::commit(warehouse, table, &staged, &scratch.0, metadata).await?
+        let known_distinct = read.keys_distinct.then_some(read.read - read.rejected);
+        commit::commit(
+            warehouse,
+            table,
+            &staged,
+            &scratch.0,
+            known_distinct,
+            metadata,
+        )
+        .await?
     } else {
         commit::CommitOutcome {
             version: warehouse.version(table).await?,

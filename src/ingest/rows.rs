@@ -82,6 +82,20 @@ enum Val<'a> {
     Date(i32),
 }
 
+impl Val<'_> {
+    fn hash_key(&self, h: &mut impl std::hash::Hasher) {
+        use std::hash::Hash;
+        match self {
+            Val::Str(s) => s.hash(h),
+            Val::Owned(s) => s.as_str().hash(h),
+            Val::Cow(s) => s.as_ref().hash(h),
+            Val::Date(d) => d.hash(h),
+            Val::Ts(t) => t.hash(h),
+            _ => 0u8.hash(h),
+        }
+    }
+}
+
 enum Col {
     Str(StringBuilder),
     Ts(TimestampMicrosecondBuilder),
@@ -150,6 +164,8 @@ pub struct RowSink {
     schema: SchemaRef,
     fx: Arc<FxRates>,
     len: usize,
+    /// A 64-bit hash of the key of every accepted row (see [`RowSink::take_key_hashes`]).
+    key_hashes: Vec<u64>,
 }
 
 type Outcome<T> = Result<T, (usize, String)>;
@@ -171,7 +187,14 @@ impl RowSink {
             schema: Arc::new(Schema::new(fields)),
             fx,
             len: 0,
+            key_hashes: Vec::new(),
         }
+    }
+
+    /// The key hashes of all rows accepted so far. Distinct hashes prove distinct keys, so
+    /// the commit can skip its exact duplicate check; equal hashes only mean "check".
+    pub fn take_key_hashes(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.key_hashes)
     }
 
     /// Schema of the batches [`RowSink::finish`] returns.
@@ -196,6 +219,15 @@ impl RowSink {
         };
         match row {
             Ok(vals) => {
+                let mut hasher = std::hash::DefaultHasher::new();
+                let key_columns: &[usize] = match self.table {
+                    TableKind::Orders | TableKind::Customers => &[0],
+                    TableKind::FxRates => &[0, 1],
+                };
+                for k in key_columns {
+                    vals[*k].hash_key(&mut hasher);
+                }
+                self.key_hashes.push(std::hash::Hasher::finish(&hasher));
                 for (col, v) in self.cols.iter_mut().zip(&vals) {
                     col.append(v);
                 }
