@@ -68,6 +68,13 @@ pub async fn run(warehouse: &Warehouse, args: QueryArgs) -> anyhow::Result<Done>
             .await
             .map_err(|e| locate(&sql, e))?;
         let mut stream = df.execute_stream().await.map_err(|e| locate(&sql, e))?;
+        if stream.schema().fields().is_empty() {
+            // SET and other statements without a result: nothing to print.
+            while let Some(b) = stream.next().await {
+                b.map_err(|e| locate(&sql, e))?;
+            }
+            continue;
+        }
         match args.format {
             OutputFormat::Table => {
                 let mut batches: Vec<RecordBatch> = Vec::new();
