@@ -25,7 +25,7 @@ use datafusion::arrow::array::{
     ArrayRef, BooleanBuilder, Date32Builder, Decimal128Builder, Float64Builder, RecordBatch,
     StringBuilder, TimestampMicrosecondBuilder,
 };
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
@@ -35,7 +35,7 @@ use rand_distr::{Beta, Distribution, Exp, Gamma};
 use sha2::Digest;
 
 use crate::ingest::parse::{date_to_days, days_to_date};
-use crate::storage::schema::{MONEY, utc_timestamp};
+use crate::storage::TableKind;
 
 /// Options of one generation run.
 #[derive(Debug, Clone)]
@@ -510,24 +510,6 @@ fn cents_text(c: i128) -> String {
     format!("{}.{:02}", c / 100, c % 100)
 }
 
-fn order_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("order_id", DataType::Utf8, false),
-        Field::new("customer_id", DataType::Utf8, false),
-        Field::new("order_ts", utc_timestamp(), false),
-        Field::new("amount", MONEY, false),
-        Field::new("currency", DataType::Utf8, false),
-        Field::new("region", DataType::Utf8, true),
-        Field::new("country", DataType::Utf8, true),
-        Field::new("category", DataType::Utf8, true),
-        Field::new("channel", DataType::Utf8, true),
-        Field::new("is_subscription", DataType::Boolean, true),
-        Field::new("status", DataType::Utf8, true),
-        Field::new("discount", MONEY, true),
-        Field::new("email_sha256", DataType::Utf8, true),
-    ]))
-}
-
 struct OrderBuffer {
     rows: Vec<Order>,
 }
@@ -640,7 +622,11 @@ pub fn generate(options: &DemoOptions, dir: &Path) -> Result<DemoFiles, DemoErro
     write_fx(&fx, &fx_path, options.format, last_day)?;
 
     let orders_path = dir.join(format!("orders.{ext}"));
-    let mut orders_out = Out::create(orders_path.clone(), order_schema(), options.format)?;
+    let mut orders_out = Out::create(
+        orders_path.clone(),
+        TableKind::Orders.input_schema(),
+        options.format,
+    )?;
     let mut buffer = OrderBuffer {
         rows: Vec::with_capacity(65_536),
     };
@@ -838,12 +824,11 @@ fn write_fx(
     format: InputFormat,
     last_day: i32,
 ) -> Result<(), DemoError> {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("rate_date", DataType::Date32, false),
-        Field::new("currency", DataType::Utf8, false),
-        Field::new("to_usd", DataType::Float64, false),
-    ]));
-    let mut out = Out::create(path.to_path_buf(), schema, format)?;
+    let mut out = Out::create(
+        path.to_path_buf(),
+        TableKind::FxRates.input_schema(),
+        format,
+    )?;
     let mut date = Date32Builder::new();
     let mut cur = StringBuilder::new();
     let mut rate = Float64Builder::new();
@@ -876,17 +861,11 @@ fn write_customers(
     path: &Path,
     format: InputFormat,
 ) -> Result<(), DemoError> {
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("customer_id", DataType::Utf8, false),
-        Field::new("signup_ts", utc_timestamp(), true),
-        Field::new("country", DataType::Utf8, true),
-        Field::new("region", DataType::Utf8, true),
-        Field::new("member_tier", DataType::Utf8, true),
-        Field::new("marketing_consent", DataType::Boolean, true),
-        Field::new("referred_by", DataType::Utf8, true),
-        Field::new("email_sha256", DataType::Utf8, true),
-    ]));
-    let mut out = Out::create(path.to_path_buf(), schema, format)?;
+    let mut out = Out::create(
+        path.to_path_buf(),
+        TableKind::Customers.input_schema(),
+        format,
+    )?;
     for chunk in customers.chunks(65_536) {
         match format {
             InputFormat::Csv => {

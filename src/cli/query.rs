@@ -51,7 +51,7 @@ pub async fn run(warehouse: &Warehouse, args: QueryArgs) -> anyhow::Result<Done>
         (None, None) => anyhow::bail!("give the SQL as an argument or with -f FILE"),
     };
     let ctx = build_session(warehouse).await?;
-    let statements = DFParser::parse_sql(&sql).map_err(|e| locate(&sql, e.into()))?;
+    let statements = DFParser::parse_sql(&sql).map_err(|e| locate(&sql, e))?;
     if statements.is_empty() {
         anyhow::bail!("no SQL statement given");
     }

@@ -43,6 +43,19 @@ impl From<FunctionError> for DataFusionError {
     }
 }
 
+/// A scalar function's result: a scalar when every argument was one, else the array.
+pub(crate) fn columnar_result(
+    result: datafusion::arrow::array::ArrayRef,
+    args: &[datafusion::logical_expr::ColumnarValue],
+) -> datafusion::error::Result<datafusion::logical_expr::ColumnarValue> {
+    use datafusion::logical_expr::ColumnarValue;
+    if args.iter().all(|a| matches!(a, ColumnarValue::Scalar(_))) {
+        let scalar = datafusion::common::ScalarValue::try_from_array(&result, 0)?;
+        return Ok(ColumnarValue::Scalar(scalar));
+    }
+    Ok(ColumnarValue::Array(result))
+}
+
 pub fn scalar_functions() -> Vec<ScalarUDF> {
     vec![
         ScalarUDF::from(as_of::AsOfFunc::default()),

@@ -541,17 +541,7 @@ impl ScalarUDFImpl for CycleClassFunc {
                 Some(d) => out.append_value(cycle_class(d)),
             }
         }
-        let result: ArrayRef = Arc::new(out.finish());
-        if args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)))
-        {
-            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
-                &result, 0,
-            )?));
-        }
-        Ok(ColumnarValue::Array(result))
+        super::columnar_result(Arc::new(out.finish()), &args.args)
     }
 
     fn documentation(&self) -> Option<&Documentation> {

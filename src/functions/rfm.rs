@@ -22,9 +22,9 @@
 
 use std::sync::{Arc, LazyLock};
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringBuilder};
+use datafusion::arrow::array::{Array, AsArray, StringBuilder};
 use datafusion::arrow::datatypes::{DataType, Int64Type};
-use datafusion::common::{ScalarValue, plan_err};
+use datafusion::common::plan_err;
 use datafusion::error::Result;
 use datafusion::logical_expr::{
     ColumnarValue, DocSection, Documentation, ScalarFunctionArgs, ScalarUDFImpl, Signature,
@@ -130,10 +130,6 @@ impl ScalarUDFImpl for RfmSegmentFunc {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let all_scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let scores: Vec<_> = arrays
             .iter()
@@ -165,13 +161,7 @@ impl ScalarUDFImpl for RfmSegmentFunc {
                 out.append_value(segment(v[0], v[1], v[2]));
             }
         }
-        let result: ArrayRef = Arc::new(out.finish());
-        if all_scalar {
-            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
-                &result, 0,
-            )?));
-        }
-        Ok(ColumnarValue::Array(result))
+        super::columnar_result(Arc::new(out.finish()), &args.args)
     }
 
     fn documentation(&self) -> Option<&Documentation> {

@@ -537,17 +537,17 @@ fn read_csv_parallel(
                 let line = record.position().map_or(rows + 1, |p| p.line());
                 chunk.push((record, line, *seq));
                 if chunk.len() == CHUNK_ROWS {
-                    if spare.is_empty() {
-                        if let Ok(returned) = back_rx.try_recv() {
-                            spare.extend(returned.into_iter().map(|(r, _, _)| r));
-                        }
+                    if spare.is_empty()
+                        && let Ok(returned) = back_rx.try_recv()
+                    {
+                        spare.extend(returned.into_iter().map(|(r, _, _)| r));
                     }
                     let full = std::mem::replace(&mut chunk, fresh());
                     if tx.send(full).is_err() {
                         // Every lane stopped: their errors say why.
                         return Ok(());
                     }
-                    if rows % (CHUNK_ROWS as u64 * 8) == 0 {
+                    if rows.is_multiple_of(CHUNK_ROWS as u64 * 8) {
                         on_bytes(input.reader.position().byte());
                     }
                 }

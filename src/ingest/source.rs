@@ -220,7 +220,7 @@ fn map_columns(
     Ok(wanted.iter().map(|c| seen.get(&c.name).copied()).collect())
 }
 
-/// Reads every row of `file`, calling `on_row` for each, and `on_bytes` with the bytes consumed
+/// Reads every row of an NDJSON or Parquet `file`, calling `on_row` for each, and `on_bytes` with the bytes consumed
 /// so far (for progress). Returns the number of rows.
 pub fn read_rows(
     file: &InputFile,
@@ -229,7 +229,11 @@ pub fn read_rows(
     on_bytes: &mut dyn FnMut(u64),
 ) -> Result<u64, IngestError> {
     match file.format {
-        Format::Csv => read_csv(file, table, on_row, on_bytes),
+        // CSV is split across parallel validation lanes by the ingest itself (`open_csv`).
+        Format::Csv => Err(IngestError::Input {
+            file: file.display.clone(),
+            reason: "CSV inputs are read with open_csv".into(),
+        }),
         Format::Ndjson => read_ndjson(file, table, on_row, on_bytes),
         Format::Parquet => read_parquet(file, table, on_row, on_bytes),
     }
@@ -332,30 +336,6 @@ pub fn fields_of<'r>(
     Ok(fields)
 }
 
-fn read_csv(
-    file: &InputFile,
-    table: TableKind,
-    on_row: &mut RowCallback<'_>,
-    on_bytes: &mut dyn FnMut(u64),
-) -> Result<u64, IngestError> {
-    let mut input = open_csv(file, table)?;
-    let mut record = csv::ByteRecord::new();
-    let mut rows = 0u64;
-    while input.next_record(file, &mut record)? {
-        rows += 1;
-        let line = record.position().map_or(rows + 1, |p| p.line());
-        match input.fields(&record) {
-            Ok(fields) => on_row(Ok(&fields), line)?,
-            Err(problem) => on_row(Err(problem), line)?,
-        }
-        if rows % 65_536 == 0 {
-            on_bytes(record.position().map_or(0, |p| p.byte()));
-        }
-    }
-    on_bytes(file.size);
-    Ok(rows)
-}
-
 fn read_ndjson(
     file: &InputFile,
     table: TableKind,
@@ -429,7 +409,7 @@ fn read_ndjson(
         }
         let fields: Vec<Option<&str>> = texts.iter().map(|t| t.as_deref()).collect();
         on_row(Ok(&fields), line_no)?;
-        if rows % 65_536 == 0 {
+        if rows.is_multiple_of(65_536) {
             on_bytes(bytes);
         }
     }

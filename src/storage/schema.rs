@@ -92,6 +92,21 @@ impl TableKind {
         Arc::new(Schema::new(fields))
     }
 
+    /// The schema of input files as a store exports them (and `rebuy demo` writes them as
+    /// Parquet): the stored columns minus those derived at ingest.
+    pub fn input_schema(self) -> SchemaRef {
+        let schema = self.schema();
+        let names: Vec<String> = self.input_columns().into_iter().map(|c| c.name).collect();
+        Arc::new(Schema::new(
+            schema
+                .fields()
+                .iter()
+                .filter(|f| names.contains(f.name()))
+                .cloned()
+                .collect::<Vec<_>>(),
+        ))
+    }
+
     /// Input columns: the stored columns minus those derived at ingest.
     pub fn input_columns(self) -> Vec<InputColumn> {
         let derived: &[&str] = match self {
