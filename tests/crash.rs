@@ -18,12 +18,19 @@ fn content(data: &std::path::Path) -> Vec<Vec<String>> {
     )
 }
 
-#[test]
-fn kill_9_at_random_points_leaves_old_or_new_content() {
-    let tmp = tempfile::tempdir().unwrap();
-    let inputs = tmp.path().join("inputs");
-    let gen_data = tmp.path().join("gen");
-    // 6000 orders: the first 4000 are the stored state, the ingest adds 2000 and changes some.
+/// A warehouse with 4000 stored orders, an update file that adds 2000 and refunds 400 of the
+/// stored ones, and the table content before and after that update.
+struct Scenario {
+    template: std::path::PathBuf,
+    update_file: std::path::PathBuf,
+    before: Vec<Vec<String>>,
+    after: Vec<Vec<String>>,
+    duration: Duration,
+}
+
+fn scenario(tmp: &std::path::Path) -> Scenario {
+    let inputs = tmp.join("inputs");
+    let gen_data = tmp.join("gen");
     let out = rebuy(
         &gen_data,
         &[
@@ -61,10 +68,9 @@ fn kill_9_at_random_points_leaves_old_or_new_content() {
             update.push('\n');
         }
     }
-    let base_file = write(tmp.path(), "base.csv", &base);
-    let update_file = write(tmp.path(), "update.csv", &update);
-
-    let template = tmp.path().join("template");
+    let base_file = write(tmp, "base.csv", &base);
+    let update_file = write(tmp, "update.csv", &update);
+    let template = tmp.join("template");
     for (t, f) in [("fx_rates", "fx_rates.csv"), ("customers", "customers.csv")] {
         assert!(
             rebuy(&template, &["ingest", t, inputs.join(f).to_str().unwrap()])
@@ -81,9 +87,8 @@ fn kill_9_at_random_points_leaves_old_or_new_content() {
         .success()
     );
     let before = content(&template);
-
     // The complete ingest once, to know the "after" content and how long an ingest takes.
-    let full = tmp.path().join("full");
+    let full = tmp.join("full");
     copy_dir(&template, &full);
     let started = Instant::now();
     let out = rebuy(&full, &["ingest", "orders", update_file.to_str().unwrap()]);
@@ -91,6 +96,25 @@ fn kill_9_at_random_points_leaves_old_or_new_content() {
     assert!(out.status.success(), "{}", stderr(&out));
     let after = content(&full);
     assert_ne!(before, after);
+    Scenario {
+        template,
+        update_file,
+        before,
+        after,
+        duration,
+    }
+}
+
+#[test]
+fn kill_9_at_random_points_leaves_old_or_new_content() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Scenario {
+        template,
+        update_file,
+        before,
+        after,
+        duration,
+    } = scenario(tmp.path());
 
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
     let (mut saw_old, mut saw_new) = (0, 0);
@@ -134,6 +158,46 @@ fn kill_9_at_random_points_leaves_old_or_new_content() {
     eprintln!("kill -9 runs: {saw_old} before, {saw_new} after the commit");
     assert_eq!(saw_old + saw_new, attempts);
     assert!(saw_old > 0, "some kills must land before the commit");
+}
+
+#[test]
+fn readers_during_an_ingest_see_the_old_or_the_new_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let Scenario {
+        template,
+        update_file,
+        before,
+        after,
+        ..
+    } = scenario(tmp.path());
+    let data = tmp.path().join("live");
+    copy_dir(&template, &data);
+    let mut ingest = Command::new(bin())
+        .arg("--data")
+        .arg(&data)
+        .args(["ingest", "orders", update_file.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (mut saw_before, mut saw_after) = (0, 0);
+    loop {
+        let running = ingest.try_wait().unwrap().is_none();
+        let seen = content(&data);
+        if seen == before {
+            saw_before += 1;
+        } else if seen == after {
+            saw_after += 1;
+        } else {
+            panic!("a reader saw a mix of the old and the new content");
+        }
+        if !running {
+            break;
+        }
+    }
+    assert!(ingest.wait().unwrap().success());
+    eprintln!("reads during the ingest: {saw_before} before, {saw_after} after");
+    assert!(saw_after > 0);
 }
 
 /// Peak resident memory (VmHWM) of a child, polled until it exits.
