@@ -46,7 +46,7 @@ fn demo_is_deterministic_and_realistic() {
 
 #[test]
 fn query_formats_and_errors() {
-    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixture/warehouse");
+    let fixture = crate::common::manifest_dir().join("data/fixture/warehouse");
     let tmp = tempfile::tempdir().unwrap();
     // Work on a copy: queries never write, but the fixture stays pristine regardless.
     let data = tmp.path().join("w");
@@ -99,7 +99,7 @@ fn query_formats_and_errors() {
 
 #[test]
 fn partition_pruning_reads_only_matching_months() {
-    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixture/warehouse");
+    let fixture = crate::common::manifest_dir().join("data/fixture/warehouse");
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("w");
     copy_dir(&fixture, &data);
@@ -136,7 +136,7 @@ fn partition_pruning_reads_only_matching_months() {
 
 #[test]
 fn tables_lists_versions_and_counts() {
-    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixture/warehouse");
+    let fixture = crate::common::manifest_dir().join("data/fixture/warehouse");
     let out = rebuy(&fixture, &["tables"]);
     let text = stdout(&out);
     assert!(out.status.success(), "{}", stderr(&out));

@@ -96,7 +96,7 @@ fn rebuy_s3(s3_port: u16, data: &str, args: &[&str]) -> std::process::Output {
 fn ingest_from_s3_urls_and_into_a_data_directory_on_s3() {
     let seaweed = start_seaweed();
     let port = seaweed.s3_port;
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/fixture/inputs");
+    let fixture = crate::common::manifest_dir().join("data/fixture/inputs");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let store = object_store::aws::AmazonS3Builder::new()

@@ -142,7 +142,11 @@ fn slt_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // The crate's folder at run time (cargo sets it for test processes): a test binary can be
+    // reused from a build in another checkout, where the compile-time value points.
+    let root_dir = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+    let root = Path::new(&root_dir);
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let mut files = Vec::new();
     slt_files(&root.join("tests/slt"), &mut files);

@@ -5,6 +5,15 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+/// The crate's folder, read at run time (cargo sets it for test processes): a test binary can
+/// be reused from a build in another checkout, where the compile-time value points.
+pub fn manifest_dir() -> PathBuf {
+    PathBuf::from(
+        std::env::var("CARGO_MANIFEST_DIR")
+            .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string()),
+    )
+}
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_rebuy")
 }
