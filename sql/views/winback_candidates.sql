@@ -1,21 +1,18 @@
--- winback_candidates: tonight's win-back list. The high-potential dormant customers of
--- customer_layers (no purchase for dormant_days [90] or more but less than churned_days [180],
--- and high_potential_min_purchases [3]+ purchase days) who consent to marketing, highest revenue
--- first, with their RFM segment. One pass over the customer summary: customer_rfm carries
--- every column needed.
+-- winback_candidates: tonight's win-back list. Dormant customers (customer_layers) with
+-- high_potential_min_purchases [3]+ purchase days and marketing consent, highest revenue first.
 CREATE VIEW winback_candidates AS
-SELECT customer_id,
-       monetary_usd AS revenue_usd,
-       frequency AS purchase_days,
-       last_purchase_ts,
-       recency_days,
-       next_order_due,
-       segment,
-       region,
-       member_tier
-FROM customer_rfm
-WHERE recency_days >= rebuy_setting('dormant_days')
-  AND recency_days < rebuy_setting('churned_days')
-  AND frequency >= rebuy_setting('high_potential_min_purchases')
-  AND marketing_consent
-ORDER BY revenue_usd DESC, customer_id
+SELECT s.customer_id,
+       s.revenue_usd,
+       s.purchase_days,
+       s.last_purchase_ts,
+       s.recency_days,
+       s.next_order_due,
+       r.segment,
+       s.region,
+       s.member_tier
+FROM customer_layers l
+JOIN customer_summary s ON s.customer_id = l.customer_id
+JOIN customer_rfm r ON r.customer_id = l.customer_id
+WHERE l.high_potential_dormant
+  AND s.marketing_consent
+ORDER BY s.revenue_usd DESC, s.customer_id
