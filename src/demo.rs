@@ -445,12 +445,6 @@ impl Out {
         })
     }
 
-    fn path(&self) -> &Path {
-        match self {
-            Out::Parquet { path, .. } | Out::Csv { path, .. } => path,
-        }
-    }
-
     fn batch(&mut self, columns: Vec<ArrayRef>) -> Result<(), DemoError> {
         if let Out::Parquet {
             path,
@@ -919,7 +913,6 @@ fn write_customers(
             }
         }
     }
-    let _ = out.path();
     out.close()
 }
 

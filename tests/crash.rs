@@ -105,6 +105,18 @@ fn scenario(tmp: &std::path::Path) -> Scenario {
     }
 }
 
+/// Starts `rebuy ingest orders FILE` into `data` in the background.
+fn spawn_ingest(data: &std::path::Path, file: &std::path::Path) -> std::process::Child {
+    Command::new(bin())
+        .arg("--data")
+        .arg(data)
+        .args(["ingest", "orders", file.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 #[test]
 fn kill_9_at_random_points_leaves_old_or_new_content() {
     let tmp = tempfile::tempdir().unwrap();
@@ -124,14 +136,7 @@ fn kill_9_at_random_points_leaves_old_or_new_content() {
         copy_dir(&template, &data);
         // Spread kill points over the whole run, a little beyond its usual length.
         let delay = Duration::from_secs_f64(rng.random::<f64>() * duration.as_secs_f64() * 1.1);
-        let mut child = Command::new(bin())
-            .arg("--data")
-            .arg(&data)
-            .args(["ingest", "orders", update_file.to_str().unwrap()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_ingest(&data, &update_file);
         std::thread::sleep(delay);
         let _ = child.kill();
         let _ = child.wait();
@@ -172,14 +177,7 @@ fn readers_during_an_ingest_see_the_old_or_the_new_snapshot() {
     } = scenario(tmp.path());
     let data = tmp.path().join("live");
     copy_dir(&template, &data);
-    let mut ingest = Command::new(bin())
-        .arg("--data")
-        .arg(&data)
-        .args(["ingest", "orders", update_file.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut ingest = spawn_ingest(&data, &update_file);
     let (mut saw_before, mut saw_after) = (0, 0);
     loop {
         let running = ingest.try_wait().unwrap().is_none();

@@ -166,6 +166,8 @@ pub struct RowSink {
     len: usize,
     /// A 64-bit hash of the key of every accepted row (see [`RowSink::take_key_hashes`]).
     key_hashes: Vec<u64>,
+    /// Positions of the table's key columns in a stored row.
+    key_positions: Vec<usize>,
 }
 
 type Outcome<T> = Result<T, (usize, String)>;
@@ -188,6 +190,11 @@ impl RowSink {
             fx,
             len: 0,
             key_hashes: Vec::new(),
+            key_positions: table
+                .key_columns()
+                .iter()
+                .filter_map(|k| stored.index_of(k).ok())
+                .collect(),
         }
     }
 
@@ -220,11 +227,7 @@ impl RowSink {
         match row {
             Ok(vals) => {
                 let mut hasher = std::hash::DefaultHasher::new();
-                let key_columns: &[usize] = match self.table {
-                    TableKind::Orders | TableKind::Customers => &[0],
-                    TableKind::FxRates => &[0, 1],
-                };
-                for k in key_columns {
+                for k in &self.key_positions {
                     vals[*k].hash_key(&mut hasher);
                 }
                 self.key_hashes.push(std::hash::Hasher::finish(&hasher));

@@ -89,12 +89,7 @@ async fn download(url_text: &str, local: &Path) -> Result<(), IngestError> {
         reason,
     };
     let url = url::Url::parse(url_text).map_err(|e| fail(format!("not a valid URL: {e}")))?;
-    let options: Vec<(String, String)> = std::env::vars()
-        .filter(|(k, _)| {
-            k.starts_with("AWS_") || k.starts_with("GOOGLE_") || k.starts_with("AZURE_")
-        })
-        .map(|(k, v)| (k.to_ascii_lowercase(), v))
-        .collect();
+    let options = crate::storage::cloud_options_from_env();
     let (store, path) = object_store::parse_url_opts(&url, options)
         .map_err(|e| fail(format!("unusable URL: {e}")))?;
     let result = store.get(&path).await.map_err(|e| match e {

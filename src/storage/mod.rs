@@ -169,7 +169,7 @@ fn create_dir(path: &Path) -> Result<(), StorageError> {
 }
 
 /// Object-store settings from the environment, in the key spelling object_store accepts.
-fn cloud_options_from_env() -> HashMap<String, String> {
+pub(crate) fn cloud_options_from_env() -> HashMap<String, String> {
     std::env::vars()
         .filter(|(k, _)| {
             k.starts_with("AWS_") || k.starts_with("GOOGLE_") || k.starts_with("AZURE_")
