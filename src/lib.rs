@@ -7,6 +7,7 @@
 //!   data model (`../shared/DATA_MODEL.md`), and commits them to Delta Lake tables managed by
 //!   [`storage`] (partitioned Parquet plus an atomic transaction log).
 //! - [`session`] registers those tables with Apache DataFusion; `rebuy query` runs SQL on it.
+//! - [`server`] serves the same session over the PostgreSQL wire protocol (`rebuy serve`).
 //! - [`demo`] generates a realistic store's history and loads it through [`ingest`].
 //!
 //! The command line lives in [`cli`]; `main.rs` only parses, runs and maps errors to exit codes.
@@ -15,6 +16,7 @@ pub mod cli;
 pub mod demo;
 pub mod functions;
 pub mod ingest;
+pub mod server;
 pub mod session;
 pub mod storage;
 pub mod views;

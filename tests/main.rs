@@ -7,3 +7,4 @@ mod cli;
 mod crash;
 mod ingest;
 mod object_store;
+mod server;

@@ -1,4 +1,4 @@
-//! Command line: `rebuy demo | ingest | query | tables`. One file per sub-command.
+//! Command line: `rebuy demo | ingest | query | tables | serve | user`. One file per sub-command.
 //!
 //! Exit codes: 0 success; 1 failure (nothing was changed); 2 usage error; 3 ingest committed
 //! but some rows were rejected (see the rejects file).
@@ -6,6 +6,7 @@
 mod demo;
 mod ingest;
 mod query;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -40,6 +41,11 @@ pub enum Command {
     Query(query::QueryArgs),
     /// List the stored tables with their version and row count.
     Tables,
+    /// Serve the warehouse over the PostgreSQL wire protocol (psql, BI tools, drivers).
+    Serve(serve::ServeArgs),
+    /// Manage the users who may log in to `rebuy serve`.
+    #[command(subcommand)]
+    User(serve::UserCommand),
 }
 
 /// Outcome of a command that is not a plain failure.
@@ -103,6 +109,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Done> {
         Command::Demo(args) => demo::run(&warehouse, args).await,
         Command::Ingest(args) => ingest::run(&warehouse, args).await,
         Command::Query(args) => query::run(&warehouse, args).await,
+        Command::Serve(args) => serve::run(&warehouse, args).await,
+        Command::User(command) => serve::run_user(&warehouse, command).await,
         Command::Tables => {
             let ctx = crate::session::build_session(&warehouse).await?;
             let mut out = String::new();

@@ -1,0 +1,152 @@
+//! `rebuy serve` (the Postgres wire-protocol server) and `rebuy user add`.
+
+use std::io::{BufRead, IsTerminal};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use super::Done;
+use crate::server::{AuthMode, Role, ServerConfig};
+use crate::storage::{TableKind, Warehouse};
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (default from rebuy.toml, else 127.0.0.1:5433).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Configuration file (default: rebuy.toml in the data directory).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Fill an empty data directory with demo data first; without configured users, allow
+    /// password-less logins on loopback (trust).
+    #[arg(long)]
+    pub demo: bool,
+    /// Number of demo orders when --demo has to generate them.
+    #[arg(long, default_value_t = 200_000, requires = "demo")]
+    pub demo_orders: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user (or replace its password and role). The password is read from the
+    /// REBUY_PASSWORD environment variable or, failing that, from the first line of stdin.
+    Add {
+        name: String,
+        #[arg(long, value_enum, default_value = "analyst")]
+        role: Role,
+        /// Configuration file (default: rebuy.toml in the data directory).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+/// `rebuy.toml` beside the data of a local warehouse, else in the working directory.
+pub fn default_config_path(warehouse: &Warehouse) -> PathBuf {
+    warehouse
+        .local_dir()
+        .map(|d| d.join("rebuy.toml"))
+        .unwrap_or_else(|| PathBuf::from("rebuy.toml"))
+}
+
+pub async fn run_user(warehouse: &Warehouse, command: UserCommand) -> anyhow::Result<Done> {
+    match command {
+        UserCommand::Add { name, role, config } => {
+            let path = config.unwrap_or_else(|| default_config_path(warehouse));
+            let password = match std::env::var("REBUY_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    if std::io::stdin().is_terminal() {
+                        eprint!("password for {name}: ");
+                    }
+                    let mut line = String::new();
+                    std::io::stdin()
+                        .lock()
+                        .read_line(&mut line)
+                        .context("cannot read the password from stdin")?;
+                    line.trim_end_matches(['\n', '\r']).to_string()
+                }
+            };
+            if password.is_empty() {
+                anyhow::bail!("empty password: give one in REBUY_PASSWORD or on stdin");
+            }
+            crate::server::config::add_user(&path, &name, role, &password)?;
+            println!("user {name} ({}) written to {}", role.name(), path.display());
+            Ok(Done::Ok)
+        }
+    }
+}
+
+pub async fn run(warehouse: &Warehouse, args: ServeArgs) -> anyhow::Result<Done> {
+    let path = args
+        .config
+        .clone()
+        .unwrap_or_else(|| default_config_path(warehouse));
+    let mut config = ServerConfig::load(&path)?;
+    if let Some(listen) = args.listen {
+        config.server.listen = listen;
+    }
+    if args.demo {
+        if warehouse.version(TableKind::Orders).await?.is_none() {
+            eprintln!("empty data directory: generating demo data first");
+            super::demo::run(
+                warehouse,
+                super::demo::DemoArgs {
+                    orders: args.demo_orders,
+                    seed: 42,
+                    start: chrono::NaiveDate::from_ymd_opt(2023, 1, 1).unwrap_or_default(),
+                    end: chrono::NaiveDate::from_ymd_opt(2026, 6, 30).unwrap_or_default(),
+                    inputs: None,
+                    input_format: crate::demo::InputFormat::Parquet,
+                    no_ingest: false,
+                },
+            )
+            .await?;
+        }
+        let loopback = config.listen_addr()?.ip().is_loopback();
+        if loopback && !config.users.iter().any(|u| u.password.is_some()) {
+            config.server.auth = AuthMode::Trust;
+        }
+    }
+    let listen_text = config.server.listen.clone();
+    crate::server::serve(
+        warehouse.clone(),
+        config,
+        |running| {
+            eprintln!(
+                "rebuy serving {} on {} (psql -h {} -p {} -U analyst rebuy)",
+                warehouse.root(),
+                running.addr,
+                running.addr.ip(),
+                running.addr.port()
+            );
+        },
+        shutdown_signal(),
+    )
+    .await
+    .with_context(|| format!("serving on {listen_text}"))?;
+    Ok(Done::Ok)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -1,0 +1,1137 @@
+//! One client connection: its session (settings, `rebuy.as_of`, …), its role, and how a
+//! statement is run for it: SET/SHOW/transactions answered here, writes refused for analysts,
+//! everything else planned and executed by DataFusion under the connection's time and memory
+//! limits, with results streamed batch by batch.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::ParamValues;
+use datafusion::error::DataFusionError;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::memory_pool::GreedyMemoryPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast::{
+    CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Expr, Set,
+    Statement,
+};
+use futures::StreamExt;
+use pgwire::api::Type;
+use pgwire::api::portal::Format;
+use pgwire::api::results::{CopyResponse, FieldInfo, QueryResponse, Response, Tag};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::data::DataRow;
+use pgwire::types::format::FormatOptions;
+use tokio::sync::Notify;
+
+use super::config::Role;
+use super::errors::{self, pg_error};
+use super::settings::Settings;
+use super::shared::Shared;
+
+pub struct ConnState {
+    pub shared: Arc<Shared>,
+    pub id: u64,
+    session: Mutex<Option<(u64, SessionContext)>>,
+    pub settings: Arc<Mutex<Settings>>,
+    canceled: AtomicBool,
+    cancel_notify: Notify,
+    busy: AtomicUsize,
+    last_active: Mutex<Instant>,
+    identity: Mutex<Option<(String, Role)>>,
+}
+
+/// What a statement turns into before it runs.
+#[derive(Debug, Clone)]
+pub enum Kind {
+    /// Planned by DataFusion (queries, and for admins DDL/DML).
+    Plan,
+    Set,
+    Show(String),
+    Begin,
+    Commit,
+    Rollback,
+    /// Accepted and ignored, answered with this command tag.
+    NoOp(&'static str),
+    CopyOut,
+    /// DataFusion-only syntax (CREATE EXTERNAL TABLE, COPY ... TO 'path'): admins only.
+    DataFusionText,
+}
+
+/// A parsed statement, as kept for the extended protocol.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub sql: String,
+    pub statement: Option<Statement>,
+    pub kind: Kind,
+    pub plan: Option<LogicalPlan>,
+}
+
+impl ConnState {
+    pub fn new(shared: Arc<Shared>) -> Arc<Self> {
+        let mut settings = Settings::new();
+        if shared.config.server.statement_timeout_ms > 0 {
+            settings.set(
+                "statement_timeout",
+                shared.config.server.statement_timeout_ms.to_string(),
+            );
+        }
+        Arc::new(ConnState {
+            id: shared.next_conn_id(),
+            shared,
+            session: Mutex::new(None),
+            settings: Arc::new(Mutex::new(settings)),
+            canceled: AtomicBool::new(false),
+            cancel_notify: Notify::new(),
+            busy: AtomicUsize::new(0),
+            last_active: Mutex::new(Instant::now()),
+            identity: Mutex::new(None),
+        })
+    }
+
+    pub fn cancel(&self) {
+        if self.busy.load(Ordering::SeqCst) > 0 {
+            self.canceled.store(true, Ordering::SeqCst);
+            self.cancel_notify.notify_waiters();
+        }
+    }
+
+    pub fn idle_for(&self) -> Option<Duration> {
+        if self.busy.load(Ordering::SeqCst) > 0 {
+            return None;
+        }
+        self.last_active.lock().ok().map(|t| t.elapsed())
+    }
+
+    pub fn touch(&self) {
+        if let Ok(mut t) = self.last_active.lock() {
+            *t = Instant::now();
+        }
+    }
+
+    /// The logged-in user and role (known once startup finished).
+    pub fn set_identity(&self, user: &str) {
+        let role = self
+            .shared
+            .config
+            .user(user)
+            .map(|u| u.role)
+            .unwrap_or(Role::Analyst);
+        if let Ok(mut id) = self.identity.lock() {
+            *id = Some((user.to_string(), role));
+        }
+    }
+
+    pub fn identity(&self) -> (String, Role) {
+        self.identity
+            .lock()
+            .ok()
+            .and_then(|i| i.clone())
+            .unwrap_or_else(|| ("unknown".to_string(), Role::Analyst))
+    }
+
+    fn settings(&self) -> Settings {
+        self.settings.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// This connection's DataFusion session at the latest data snapshot, keeping its settings.
+    pub async fn session(&self) -> PgWireResult<SessionContext> {
+        self.shared
+            .refresh_if_changed()
+            .await
+            .map_err(|e| pg_error(errors::INTERNAL_ERROR, e.to_string()))?;
+        let base = self.shared.base();
+        let mut guard = self
+            .session
+            .lock()
+            .map_err(|_| pg_error(errors::INTERNAL_ERROR, "session lock poisoned"))?;
+        if let Some((generation, ctx)) = guard.as_ref()
+            && *generation == base.generation
+        {
+            return Ok(ctx.clone());
+        }
+        let config = match guard.as_ref() {
+            Some((_, old)) => old.copied_config(),
+            None => base.ctx.copied_config(),
+        };
+        let base_state = base.ctx.state();
+        let limit = self.shared.config.server.query_memory_mb.max(16) * 1024 * 1024;
+        let runtime = RuntimeEnvBuilder::from_runtime_env(base_state.runtime_env())
+            .with_memory_pool(Arc::new(GreedyMemoryPool::new(limit)))
+            .build_arc()
+            .map_err(errors::from_datafusion)?;
+        let state = SessionStateBuilder::new_from_existing(base_state)
+            .with_config(config)
+            .with_runtime_env(runtime)
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        let (user, _) = self.identity();
+        super::pgcompat::register_connection_functions(&ctx, &user, self.settings.clone());
+        *guard = Some((base.generation, ctx.clone()));
+        Ok(ctx)
+    }
+
+    /// Parses SQL text into statements with the PostgreSQL-compatible parser. Text only
+    /// DataFusion understands (CREATE EXTERNAL TABLE, COPY TO a path) comes back as one
+    /// [`Kind::DataFusionText`] statement.
+    pub fn parse(&self, sql: &str) -> PgWireResult<Vec<Prepared>> {
+        let parser = datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser::new();
+        match parser.parse(sql) {
+            Ok(statements) => Ok(statements
+                .into_iter()
+                .map(|s| Prepared {
+                    sql: s.to_string(),
+                    kind: classify(&s),
+                    statement: Some(s),
+                    plan: None,
+                })
+                .collect()),
+            Err(pg_err) => {
+                if let Ok(df) = datafusion::sql::parser::DFParser::parse_sql(sql)
+                    && df.len() == 1
+                    && matches!(
+                        df.front(),
+                        Some(DfStatement::CreateExternalTable(_) | DfStatement::CopyTo(_))
+                    )
+                {
+                    return Ok(vec![Prepared {
+                        sql: sql.to_string(),
+                        statement: None,
+                        kind: Kind::DataFusionText,
+                        plan: None,
+                    }]);
+                }
+                Err(pg_error(errors::SYNTAX_ERROR, pg_err.to_string()))
+            }
+        }
+    }
+
+    /// Refuses what the user's role may not do.
+    pub fn check_allowed(&self, p: &Prepared) -> PgWireResult<()> {
+        let (_, role) = self.identity();
+        if role == Role::Admin {
+            return Ok(());
+        }
+        let refused = |what: &str| {
+            Err(pg_error(
+                errors::READ_ONLY_TRANSACTION,
+                format!("cannot execute {what} in a read-only transaction (role analyst)"),
+            ))
+        };
+        match (&p.kind, &p.statement) {
+            (Kind::DataFusionText, _) => Err(pg_error(
+                errors::INSUFFICIENT_PRIVILEGE,
+                "permission denied: reading or writing files and URLs needs the admin role",
+            )),
+            (Kind::Plan, Some(s)) => match s {
+                Statement::Query(_)
+                | Statement::Explain { .. }
+                | Statement::ExplainTable { .. }
+                | Statement::ShowTables { .. }
+                | Statement::ShowColumns { .. }
+                | Statement::ShowFunctions { .. } => Ok(()),
+                Statement::Copy { .. } => Err(pg_error(
+                    errors::INSUFFICIENT_PRIVILEGE,
+                    "permission denied: COPY to or from a file needs the admin role",
+                )),
+                other => refused(&statement_word(other)),
+            },
+            _ => Ok(()),
+        }
+    }
+
+    /// Plans a statement of kind [`Kind::Plan`], with parameter types from the client if given.
+    pub async fn plan(
+        &self,
+        statement: &Statement,
+        param_types: &[Option<Type>],
+    ) -> PgWireResult<LogicalPlan> {
+        let ctx = self.session().await?;
+        let state = ctx.state();
+        let given: Vec<_> = param_types
+            .iter()
+            .map(|t| t.as_ref().and_then(pg_to_arrow))
+            .collect();
+        let planned = if !given.is_empty() && given.iter().all(Option::is_some) {
+            let sql = format!(
+                "PREPARE rebuy_typed({}) AS {statement}",
+                given
+                    .iter()
+                    .flatten()
+                    .map(sql_type_name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let plan = state.create_logical_plan(&sql).await;
+            match plan {
+                Ok(LogicalPlan::Statement(datafusion::logical_expr::Statement::Prepare(p))) => {
+                    Ok(p.input.as_ref().clone())
+                }
+                Ok(other) => Ok(other),
+                Err(_) => {
+                    state
+                        .statement_to_plan(DfStatement::Statement(Box::new(statement.clone())))
+                        .await
+                }
+            }
+        } else {
+            state
+                .statement_to_plan(DfStatement::Statement(Box::new(statement.clone())))
+                .await
+        };
+        planned.map_err(errors::from_datafusion)
+    }
+
+    /// Runs one statement and returns the response to send. `plan` is the extended protocol's
+    /// prepared plan (parameters already bound); the simple protocol plans here.
+    pub async fn run<C>(
+        self: &Arc<Self>,
+        client: &mut C,
+        p: &Prepared,
+        plan: Option<LogicalPlan>,
+        params: Option<&ParamValues>,
+        format: &Format,
+    ) -> PgWireResult<Response>
+    where
+        C: pgwire::api::ClientInfo + futures::Sink<pgwire::messages::PgWireBackendMessage> + Unpin + Send,
+        PgWireError: From<<C as futures::Sink<pgwire::messages::PgWireBackendMessage>>::Error>,
+    {
+        // A cancel request that arrived between statements is for nothing that runs now.
+        self.canceled.store(false, Ordering::SeqCst);
+        self.check_allowed(p)?;
+        match &p.kind {
+            Kind::Set => self.run_set(client, p).await,
+            Kind::Show(name) => self.run_show(name).await,
+            Kind::Begin => Ok(Response::TransactionStart(Tag::new("BEGIN"))),
+            Kind::Commit => Ok(Response::TransactionEnd(Tag::new("COMMIT"))),
+            Kind::Rollback => Ok(Response::TransactionEnd(Tag::new("ROLLBACK"))),
+            Kind::NoOp(tag) => Ok(Response::Execution(Tag::new(tag))),
+            Kind::CopyOut => self.run_copy_out(p, client).await,
+            Kind::DataFusionText => {
+                let ctx = self.session().await?;
+                let df = self
+                    .guarded(async { ctx.sql(&p.sql).await.map_err(errors::from_datafusion) })
+                    .await?;
+                let _ = self
+                    .guarded(async { df.collect().await.map_err(errors::from_datafusion) })
+                    .await?;
+                Ok(Response::Execution(Tag::new("OK")))
+            }
+            Kind::Plan => {
+                let Some(statement) = &p.statement else {
+                    return Ok(Response::EmptyQuery);
+                };
+                let plan = match plan {
+                    Some(plan) => plan,
+                    None => self.plan(statement, &[]).await?,
+                };
+                let plan = match params {
+                    Some(values) if !values_is_empty(values) => plan
+                        .replace_params_with_values(values)
+                        .map_err(errors::from_datafusion)?,
+                    _ => plan,
+                };
+                let is_query = !matches!(
+                    plan,
+                    LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_)
+                ) && matches!(
+                    statement,
+                    Statement::Query(_)
+                        | Statement::Explain { .. }
+                        | Statement::ExplainTable { .. }
+                        | Statement::ShowTables { .. }
+                        | Statement::ShowColumns { .. }
+                        | Statement::ShowFunctions { .. }
+                );
+                let ctx = self.session().await?;
+                let stream = self.execute(&ctx, plan).await?;
+                if !is_query {
+                    let rows = self.drain(stream).await?;
+                    let word = statement_word(statement);
+                    let tag = match statement {
+                        Statement::Insert(_) => Tag::new("INSERT").with_oid(0).with_rows(rows),
+                        Statement::Update { .. } | Statement::Delete(_) => {
+                            Tag::new(&word).with_rows(rows)
+                        }
+                        _ => Tag::new(&word),
+                    };
+                    return Ok(Response::Execution(tag));
+                }
+                let format_options =
+                    Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+                Ok(Response::Query(self.encode(stream, format, format_options)?))
+            }
+        }
+    }
+
+    /// Runs `fut` as a query of this connection: counted as busy, stopped by a cancel request
+    /// or the statement timeout.
+    async fn guarded<T>(
+        &self,
+        fut: impl std::future::Future<Output = PgWireResult<T>>,
+    ) -> PgWireResult<T> {
+        let timeout = self.settings().statement_timeout();
+        self.busy.fetch_add(1, Ordering::SeqCst);
+        let _busy = Busy(&self.busy);
+        let cancel = self.cancel_notify.notified();
+        tokio::pin!(cancel);
+        cancel.as_mut().enable();
+        if self.canceled.swap(false, Ordering::SeqCst) {
+            return Err(errors::canceled("user request"));
+        }
+        let sleep = async {
+            match timeout {
+                Some(t) => tokio::time::sleep(t).await,
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            r = fut => r,
+            _ = cancel => {
+                self.canceled.store(false, Ordering::SeqCst);
+                Err(errors::canceled("user request"))
+            }
+            _ = sleep => Err(errors::canceled("statement timeout")),
+        }
+    }
+
+    async fn execute(
+        &self,
+        ctx: &SessionContext,
+        plan: LogicalPlan,
+    ) -> PgWireResult<SendableRecordBatchStream> {
+        self.guarded(async {
+            let df = ctx
+                .execute_logical_plan(plan)
+                .await
+                .map_err(errors::from_datafusion)?;
+            df.execute_stream().await.map_err(errors::from_datafusion)
+        })
+        .await
+    }
+
+    async fn drain(&self, mut stream: SendableRecordBatchStream) -> PgWireResult<usize> {
+        self.guarded(async move {
+            let mut rows = 0usize;
+            let mut count_column = None;
+            while let Some(batch) = stream.next().await {
+                let batch = batch.map_err(errors::from_datafusion)?;
+                if batch.num_columns() == 1 && batch.schema().field(0).name() == "count" {
+                    count_column = datafusion::arrow::compute::cast(batch.column(0), &DataType::Int64)
+                        .ok()
+                        .and_then(|a| {
+                            a.as_any()
+                                .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                                .map(|a| a.value(0) as usize)
+                        });
+                }
+                rows += batch.num_rows();
+            }
+            Ok(count_column.unwrap_or(rows))
+        })
+        .await
+    }
+
+    /// Streams `stream` to the client: the first batch is computed under the cancel/timeout
+    /// guard (that is where aggregations do their work); later batches check both as they go.
+    fn encode(
+        self: &Arc<Self>,
+        stream: SendableRecordBatchStream,
+        format: &Format,
+        options: Arc<FormatOptions>,
+    ) -> PgWireResult<QueryResponse> {
+        let fields = Arc::new(
+            datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields(
+                &wire_schema(&stream.schema()),
+                format,
+                Some(options),
+            )?,
+        );
+        Ok(QueryResponse::new(fields.clone(), self.rows(stream, fields)))
+    }
+
+    /// Encoded rows of `stream`; the connection counts as busy until the stream is dropped.
+    fn rows(
+        self: &Arc<Self>,
+        stream: SendableRecordBatchStream,
+        fields: Arc<Vec<FieldInfo>>,
+    ) -> futures::stream::BoxStream<'static, PgWireResult<DataRow>> {
+        let conn = self.clone();
+        let deadline = self
+            .settings()
+            .statement_timeout()
+            .map(|t| tokio::time::Instant::now() + t);
+        self.busy.fetch_add(1, Ordering::SeqCst);
+        self.shared.running_queries.fetch_add(1, Ordering::SeqCst);
+        let guard = BusyGuard { conn: self.clone() };
+        let batches = futures::stream::unfold(
+            (stream, guard, false),
+            move |(mut stream, guard, done)| {
+                let conn = conn.clone();
+                async move {
+                    if done {
+                        return None;
+                    }
+                    let next = async {
+                        let cancel = conn.cancel_notify.notified();
+                        tokio::pin!(cancel);
+                        cancel.as_mut().enable();
+                        if conn.canceled.swap(false, Ordering::SeqCst) {
+                            return Err(errors::canceled("user request"));
+                        }
+                        let sleep = async {
+                            match deadline {
+                                Some(d) => tokio::time::sleep_until(d).await,
+                                None => std::future::pending::<()>().await,
+                            }
+                        };
+                        tokio::select! {
+                            b = stream.next() => Ok(b),
+                            _ = cancel => {
+                                conn.canceled.store(false, Ordering::SeqCst);
+                                Err(errors::canceled("user request"))
+                            }
+                            _ = sleep => Err(errors::canceled("statement timeout")),
+                        }
+                    };
+                    match next.await {
+                        Ok(None) => None,
+                        Ok(Some(Ok(batch))) => match to_wire_batch(batch) {
+                            Ok(b) => Some((Ok(b), (stream, guard, false))),
+                            Err(e) => Some((Err(e), (stream, guard, true))),
+                        },
+                        Ok(Some(Err(e))) => {
+                            Some((Err(errors::from_datafusion(e)), (stream, guard, true)))
+                        }
+                        Err(e) => Some((Err(e), (stream, guard, true))),
+                    }
+                }
+            },
+        );
+        batches
+            .flat_map(move |batch| {
+                let items: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send + Sync> =
+                    match batch {
+                        Ok(b) => datafusion_postgres::arrow_pg::datatypes::encode_recordbatch(
+                            fields.clone(),
+                            b,
+                        ),
+                        Err(e) => Box::new(std::iter::once(Err(e))),
+                    };
+                futures::stream::iter(items)
+            })
+            .boxed()
+    }
+
+    async fn run_set<C>(&self, client: &mut C, p: &Prepared) -> PgWireResult<Response>
+    where
+        C: futures::Sink<pgwire::messages::PgWireBackendMessage> + Unpin + Send,
+        PgWireError: From<<C as futures::Sink<pgwire::messages::PgWireBackendMessage>>::Error>,
+    {
+        use futures::SinkExt;
+        let Some(Statement::Set(set)) = &p.statement else {
+            return Ok(Response::Execution(Tag::new("SET")));
+        };
+        let (name, value) = match set {
+            Set::SingleAssignment {
+                variable, values, ..
+            } => (
+                variable.to_string(),
+                values.iter().map(value_text).collect::<Vec<_>>().join(", "),
+            ),
+            Set::SetTimeZone { value, .. } => ("TimeZone".to_string(), value_text(value)),
+            Set::SetNames { charset_name, .. } => {
+                ("client_encoding".to_string(), charset_name.to_string())
+            }
+            _ => return Ok(Response::Execution(Tag::new("SET"))),
+        };
+        let lower = name.to_ascii_lowercase();
+        if lower.starts_with("rebuy.") || lower.starts_with("datafusion.") {
+            let ctx = self.session().await?;
+            let value = if value.eq_ignore_ascii_case("default") {
+                String::new()
+            } else {
+                value
+            };
+            ctx.state_ref()
+                .write()
+                .config_mut()
+                .options_mut()
+                .set(&lower, &value)
+                .map_err(|e| {
+                    pg_error(
+                        errors::INVALID_PARAMETER_VALUE,
+                        format!("invalid value for parameter \"{name}\": {}", first_line(&e)),
+                    )
+                })?;
+            return Ok(Response::Execution(Tag::new("SET")));
+        }
+        if lower == "statement_timeout" && super::settings::parse_duration_ms(&value).is_none() {
+            return Err(pg_error(
+                errors::INVALID_PARAMETER_VALUE,
+                format!("invalid value for parameter \"statement_timeout\": \"{value}\""),
+            ));
+        }
+        let report = {
+            let mut settings = self
+                .settings
+                .lock()
+                .map_err(|_| pg_error(errors::INTERNAL_ERROR, "settings lock poisoned"))?;
+            if value.eq_ignore_ascii_case("default") {
+                settings.reset(&name)
+            } else {
+                settings.set(&name, value)
+            }
+            .map(|display| (display.clone(), settings.get(&display).unwrap_or("").to_string()))
+        };
+        if let Some((display, value)) = report {
+            client
+                .send(pgwire::messages::PgWireBackendMessage::ParameterStatus(
+                    pgwire::messages::startup::ParameterStatus::new(display, value),
+                ))
+                .await?;
+        }
+        Ok(Response::Execution(Tag::new("SET")))
+    }
+
+    async fn run_show(&self, name: &str) -> PgWireResult<Response> {
+        let ctx = self.session().await?;
+        let settings = self.settings();
+        if name.eq_ignore_ascii_case("all") {
+            let mut rows: Vec<(String, String)> = settings
+                .all()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            for e in ctx.state().config_options().entries() {
+                if e.key.starts_with("rebuy.") {
+                    rows.push((e.key.clone(), e.value.clone().unwrap_or_default()));
+                }
+            }
+            let names: ArrayRef = Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.0)));
+            let values: ArrayRef = Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.1)));
+            let schema = Arc::new(Schema::new(vec![
+                Field::new("name", DataType::Utf8, false),
+                Field::new("setting", DataType::Utf8, false),
+            ]));
+            let batch = RecordBatch::try_new(schema, vec![names, values])
+                .map_err(|e| pg_error(errors::INTERNAL_ERROR, e.to_string()))?;
+            return self.batch_response(batch);
+        }
+        let value = super::pgcompat::setting_value(&ctx, &settings, name).ok_or_else(|| {
+            pg_error(
+                errors::UNDEFINED_OBJECT,
+                format!("unrecognized configuration parameter \"{name}\""),
+            )
+        })?;
+        let column = show_column_name(name);
+        let schema = Arc::new(Schema::new(vec![Field::new(&column, DataType::Utf8, false)]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![Arc::new(StringArray::from(vec![value])) as ArrayRef],
+        )
+        .map_err(|e| pg_error(errors::INTERNAL_ERROR, e.to_string()))?;
+        self.batch_response(batch)
+    }
+
+    fn batch_response(&self, batch: RecordBatch) -> PgWireResult<Response> {
+        let fields = Arc::new(
+            datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields(
+                &batch.schema(),
+                &Format::UnifiedText,
+                None,
+            )?,
+        );
+        let rows: Vec<_> =
+            datafusion_postgres::arrow_pg::datatypes::encode_recordbatch(fields.clone(), batch)
+                .collect();
+        Ok(Response::Query(QueryResponse::new(
+            fields,
+            futures::stream::iter(rows),
+        )))
+    }
+
+    async fn run_copy_out<C>(self: &Arc<Self>, p: &Prepared, client: &C) -> PgWireResult<Response>
+    where
+        C: pgwire::api::ClientInfo,
+    {
+        let Some(Statement::Copy {
+            source,
+            options,
+            legacy_options,
+            ..
+        }) = &p.statement
+        else {
+            return Err(pg_error(errors::FEATURE_NOT_SUPPORTED, "unsupported COPY"));
+        };
+        let spec = CopySpec::from_options(options, legacy_options)?;
+        let sql = match source {
+            CopySource::Query(q) => q.to_string(),
+            CopySource::Table {
+                table_name,
+                columns,
+            } => {
+                let cols = if columns.is_empty() {
+                    "*".to_string()
+                } else {
+                    columns
+                        .iter()
+                        .map(|c| c.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                format!("SELECT {cols} FROM {table_name}")
+            }
+        };
+        let parsed = self.parse(&sql)?;
+        let Some(inner) = parsed.into_iter().next() else {
+            return Err(pg_error(errors::SYNTAX_ERROR, "COPY needs a query or a table"));
+        };
+        let Some(statement) = &inner.statement else {
+            return Err(pg_error(errors::SYNTAX_ERROR, "COPY needs a query or a table"));
+        };
+        let plan = self.plan(statement, &[]).await?;
+        let ctx = self.session().await?;
+        let stream = self.execute(&ctx, plan).await?;
+        let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+        let fields = Arc::new(
+            datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields(
+                &wire_schema(&stream.schema()),
+                &Format::UnifiedText,
+                Some(options),
+            )?,
+        );
+        let columns = fields.len();
+        let header = spec.header.then(|| {
+            let names: Vec<Option<Vec<u8>>> = fields
+                .iter()
+                .map(|f| Some(f.name().as_bytes().to_vec()))
+                .collect();
+            spec.line(&names)
+        });
+        let data = copy_lines(self.rows(stream, fields), spec);
+        let head = futures::stream::iter(
+            header.map(|h| Ok(pgwire::messages::copy::CopyData::new(h.into()))),
+        );
+        Ok(Response::CopyOut(CopyResponse::new(0, columns, head.chain(data))))
+    }
+}
+
+struct Busy<'a>(&'a AtomicUsize);
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+struct BusyGuard {
+    conn: Arc<ConnState>,
+}
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        self.conn.busy.fetch_sub(1, Ordering::SeqCst);
+        self.conn
+            .shared
+            .running_queries
+            .fetch_sub(1, Ordering::SeqCst);
+        self.conn.touch();
+    }
+}
+
+/// COPY's text or CSV layout.
+#[derive(Debug, Clone)]
+struct CopySpec {
+    csv: bool,
+    header: bool,
+    delimiter: u8,
+    null: String,
+}
+
+impl CopySpec {
+    fn from_options(
+        options: &[CopyOption],
+        legacy: &[CopyLegacyOption],
+    ) -> PgWireResult<Self> {
+        let mut spec = CopySpec {
+            csv: false,
+            header: false,
+            delimiter: b'\t',
+            null: "\\N".into(),
+        };
+        let mut delimiter = None;
+        let mut null = None;
+        for o in options {
+            match o {
+                CopyOption::Format(f) => match f.value.to_ascii_lowercase().as_str() {
+                    "csv" => spec.csv = true,
+                    "text" => spec.csv = false,
+                    other => {
+                        return Err(pg_error(
+                            errors::FEATURE_NOT_SUPPORTED,
+                            format!("COPY format \"{other}\" is not supported (text or csv)"),
+                        ));
+                    }
+                },
+                CopyOption::Header(h) => spec.header = *h,
+                CopyOption::Delimiter(c) => delimiter = Some(*c),
+                CopyOption::Null(n) => null = Some(n.clone()),
+                _ => {}
+            }
+        }
+        for o in legacy {
+            match o {
+                CopyLegacyOption::Csv(csv_options) => {
+                    spec.csv = true;
+                    if csv_options
+                        .iter()
+                        .any(|c| matches!(c, CopyLegacyCsvOption::Header))
+                    {
+                        spec.header = true;
+                    }
+                }
+                CopyLegacyOption::Binary => {
+                    return Err(pg_error(
+                        errors::FEATURE_NOT_SUPPORTED,
+                        "COPY BINARY is not supported (text or csv)",
+                    ));
+                }
+                CopyLegacyOption::Delimiter(c) => delimiter = Some(*c),
+                CopyLegacyOption::Null(n) => null = Some(n.clone()),
+                CopyLegacyOption::Header => spec.header = true,
+                _ => {}
+            }
+        }
+        if spec.csv {
+            spec.delimiter = b',';
+            spec.null = String::new();
+        }
+        if let Some(d) = delimiter {
+            spec.delimiter = d as u8;
+        }
+        if let Some(n) = null {
+            spec.null = n;
+        }
+        Ok(spec)
+    }
+
+    fn line(&self, fields: &[Option<Vec<u8>>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, f) in fields.iter().enumerate() {
+            if i > 0 {
+                out.push(self.delimiter);
+            }
+            match f {
+                None => out.extend_from_slice(self.null.as_bytes()),
+                Some(v) if self.csv => {
+                    let needs_quotes = v.is_empty()
+                        || v.iter().any(|b| {
+                            *b == self.delimiter || matches!(*b, b'"' | b'\n' | b'\r')
+                        });
+                    if needs_quotes {
+                        out.push(b'"');
+                        for b in v {
+                            if *b == b'"' {
+                                out.push(b'"');
+                            }
+                            out.push(*b);
+                        }
+                        out.push(b'"');
+                    } else {
+                        out.extend_from_slice(v);
+                    }
+                }
+                Some(v) => {
+                    for b in v {
+                        match *b {
+                            b'\\' => out.extend_from_slice(b"\\\\"),
+                            b'\n' => out.extend_from_slice(b"\\n"),
+                            b'\r' => out.extend_from_slice(b"\\r"),
+                            b'\t' => out.extend_from_slice(b"\\t"),
+                            c if c == self.delimiter => {
+                                out.push(b'\\');
+                                out.push(c);
+                            }
+                            c => out.push(c),
+                        }
+                    }
+                }
+            }
+        }
+        out.push(b'\n');
+        out
+    }
+}
+
+/// Splits a text-format DataRow into its fields.
+fn row_fields(row: &DataRow) -> Vec<Option<Vec<u8>>> {
+    let data = &row.data;
+    let mut fields = Vec::with_capacity(row.field_count.max(0) as usize);
+    let mut pos = 0usize;
+    for _ in 0..row.field_count {
+        if pos + 4 > data.len() {
+            break;
+        }
+        let len = i32::from_be_bytes([data[pos], data[pos + 1], data[pos + 2], data[pos + 3]]);
+        pos += 4;
+        if len < 0 {
+            fields.push(None);
+        } else {
+            let end = (pos + len as usize).min(data.len());
+            fields.push(Some(data[pos..end].to_vec()));
+            pos = end;
+        }
+    }
+    fields
+}
+
+fn copy_lines(
+    rows: impl futures::Stream<Item = PgWireResult<DataRow>> + Send + 'static,
+    spec: CopySpec,
+) -> impl futures::Stream<Item = PgWireResult<pgwire::messages::copy::CopyData>> + Send + 'static {
+    rows.map(move |row| {
+        row.map(|r| pgwire::messages::copy::CopyData::new(spec.line(&row_fields(&r)).into()))
+    })
+}
+
+fn values_is_empty(values: &ParamValues) -> bool {
+    match values {
+        ParamValues::List(l) => l.is_empty(),
+        ParamValues::Map(m) => m.is_empty(),
+    }
+}
+
+fn first_line(e: &DataFusionError) -> String {
+    let s = e.find_root().to_string();
+    s.lines().next().unwrap_or_default().to_string()
+}
+
+fn value_text(e: &Expr) -> String {
+    match e {
+        Expr::Value(v) => v
+            .clone()
+            .into_string()
+            .unwrap_or_else(|| v.to_string()),
+        Expr::Identifier(i) => i.value.clone(),
+        other => other.to_string().trim_matches('\'').to_string(),
+    }
+}
+
+fn show_column_name(name: &str) -> String {
+    match name.to_ascii_lowercase().as_str() {
+        "time zone" | "timezone" => "TimeZone".into(),
+        "datestyle" => "DateStyle".into(),
+        "intervalstyle" => "IntervalStyle".into(),
+        "transaction isolation level" => "transaction_isolation".into(),
+        other => other.to_string(),
+    }
+}
+
+/// How a statement is handled (see [`Kind`]).
+pub fn classify(s: &Statement) -> Kind {
+    match s {
+        Statement::Set(_) => Kind::Set,
+        Statement::ShowVariable { variable } => {
+            let parts: Vec<String> = variable.iter().map(|v| v.value.clone()).collect();
+            let dotted = parts.first().is_some_and(|f| {
+                f.eq_ignore_ascii_case("rebuy") || f.eq_ignore_ascii_case("datafusion")
+            });
+            Kind::Show(parts.join(if dotted { "." } else { " " }))
+        }
+        Statement::StartTransaction { .. } => Kind::Begin,
+        Statement::Commit { .. } => Kind::Commit,
+        Statement::Rollback { .. } => Kind::Rollback,
+        Statement::Discard { .. } => Kind::NoOp("DISCARD ALL"),
+        Statement::Deallocate { .. } => Kind::NoOp("DEALLOCATE"),
+        Statement::Copy {
+            to: true,
+            target: CopyTarget::Stdout,
+            ..
+        } => Kind::CopyOut,
+        _ => Kind::Plan,
+    }
+}
+
+/// The command word PostgreSQL uses in tags and messages ("CREATE TABLE", "INSERT", …).
+fn statement_word(s: &Statement) -> String {
+    match s {
+        Statement::Insert(_) => "INSERT".into(),
+        Statement::Update { .. } => "UPDATE".into(),
+        Statement::Delete(_) => "DELETE".into(),
+        Statement::CreateTable(_) => "CREATE TABLE".into(),
+        Statement::CreateView { .. } => "CREATE VIEW".into(),
+        Statement::CreateSchema { .. } => "CREATE SCHEMA".into(),
+        Statement::Drop { object_type, .. } => format!("DROP {object_type}"),
+        Statement::Truncate { .. } => "TRUNCATE TABLE".into(),
+        Statement::AlterTable { .. } => "ALTER TABLE".into(),
+        other => other
+            .to_string()
+            .split_whitespace()
+            .take(1)
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_ascii_uppercase(),
+    }
+}
+
+/// Structs travel as JSON text (PostgreSQL clients have no generic composite decoder).
+pub fn wire_schema(schema: &SchemaRef) -> Schema {
+    Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Struct(_) | DataType::Map(_, _) => {
+                    Field::new(f.name(), DataType::Utf8, f.is_nullable())
+                }
+                _ => f.as_ref().clone(),
+            })
+            .collect::<Vec<_>>(),
+    )
+}
+
+fn to_wire_batch(batch: RecordBatch) -> PgWireResult<RecordBatch> {
+    let schema = batch.schema();
+    if !schema
+        .fields()
+        .iter()
+        .any(|f| matches!(f.data_type(), DataType::Struct(_) | DataType::Map(_, _)))
+    {
+        return Ok(batch);
+    }
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        if matches!(field.data_type(), DataType::Struct(_) | DataType::Map(_, _)) {
+            columns.push(json_column(field, column)?);
+        } else {
+            columns.push(column.clone());
+        }
+    }
+    RecordBatch::try_new(Arc::new(wire_schema(&schema)), columns)
+        .map_err(|e| pg_error(errors::INTERNAL_ERROR, e.to_string()))
+}
+
+fn json_column(field: &Field, column: &ArrayRef) -> PgWireResult<ArrayRef> {
+    let one = Arc::new(Schema::new(vec![Field::new("v", field.data_type().clone(), true)]));
+    let batch = RecordBatch::try_new(one, vec![column.clone()])
+        .map_err(|e| pg_error(errors::INTERNAL_ERROR, e.to_string()))?;
+    let mut buf = Vec::new();
+    {
+        let mut writer = datafusion::arrow::json::LineDelimitedWriter::new(&mut buf);
+        writer
+            .write(&batch)
+            .map_err(|e| pg_error(errors::INTERNAL_ERROR, e.to_string()))?;
+        writer
+            .finish()
+            .map_err(|e| pg_error(errors::INTERNAL_ERROR, e.to_string()))?;
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let mut out = Vec::with_capacity(column.len());
+    for (i, line) in text.lines().enumerate() {
+        if column.is_null(i) {
+            out.push(None);
+            continue;
+        }
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or(serde_json::Value::Null);
+        out.push(v.get("v").map(|x| x.to_string()));
+    }
+    Ok(Arc::new(StringArray::from(out)))
+}
+
+pub fn pg_to_arrow(t: &Type) -> Option<DataType> {
+    Some(match *t {
+        Type::BOOL => DataType::Boolean,
+        Type::INT2 => DataType::Int16,
+        Type::INT4 => DataType::Int32,
+        Type::INT8 => DataType::Int64,
+        Type::FLOAT4 => DataType::Float32,
+        Type::FLOAT8 => DataType::Float64,
+        Type::NUMERIC => DataType::Float64,
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => DataType::Utf8,
+        Type::DATE => DataType::Date32,
+        Type::TIMESTAMP => {
+            DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Microsecond, None)
+        }
+        Type::TIMESTAMPTZ => DataType::Timestamp(
+            datafusion::arrow::datatypes::TimeUnit::Microsecond,
+            Some("UTC".into()),
+        ),
+        _ => return None,
+    })
+}
+
+fn sql_type_name(t: &DataType) -> String {
+    match t {
+        DataType::Boolean => "BOOLEAN",
+        DataType::Int16 => "SMALLINT",
+        DataType::Int32 => "INT",
+        DataType::Int64 => "BIGINT",
+        DataType::Float32 => "REAL",
+        DataType::Float64 => "DOUBLE",
+        DataType::Date32 => "DATE",
+        DataType::Timestamp(_, Some(_)) => "TIMESTAMPTZ",
+        DataType::Timestamp(_, None) => "TIMESTAMP",
+        _ => "VARCHAR",
+    }
+    .to_string()
+}
+
+/// Parameter types of a plan, in `$1, $2, …` order; unknown ones as text.
+pub fn parameter_types(plan: &LogicalPlan) -> PgWireResult<Vec<(Option<DataType>, Type)>> {
+    let types = plan
+        .get_parameter_types()
+        .map_err(errors::from_datafusion)?;
+    let mut entries: Vec<(usize, Option<DataType>)> = types
+        .into_iter()
+        .filter_map(|(k, v)| k.trim_start_matches('$').parse::<usize>().ok().map(|n| (n, v)))
+        .collect();
+    entries.sort_by_key(|(n, _)| *n);
+    let max = entries.last().map(|(n, _)| *n).unwrap_or(0);
+    let mut out = vec![(None, Type::TEXT); max];
+    for (n, dt) in entries {
+        if n == 0 {
+            continue;
+        }
+        let pg = dt
+            .as_ref()
+            .and_then(|d| datafusion_postgres::arrow_pg::datatypes::into_pg_type(d).ok())
+            .unwrap_or(Type::TEXT);
+        out[n - 1] = (dt, pg);
+    }
+    Ok(out)
+}
+
+pub fn result_fields(p: &Prepared, format: &Format) -> PgWireResult<Vec<FieldInfo>> {
+    match (&p.kind, &p.plan) {
+        (Kind::Plan, Some(plan)) => {
+            if matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_)) {
+                return Ok(vec![]);
+            }
+            let schema = wire_schema(&Arc::new(plan.schema().as_arrow().clone()));
+            datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields(&schema, format, None)
+        }
+        (Kind::Show(name), _) => {
+            let column = if name.eq_ignore_ascii_case("all") {
+                vec![
+                    Field::new("name", DataType::Utf8, false),
+                    Field::new("setting", DataType::Utf8, false),
+                ]
+            } else {
+                vec![Field::new(show_column_name(name), DataType::Utf8, false)]
+            };
+            datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields(
+                &Schema::new(column),
+                format,
+                None,
+            )
+        }
+        _ => Ok(vec![]),
+    }
+}

@@ -1,0 +1,152 @@
+//! SQLSTATE codes for what goes wrong in a query, so that clients can tell a typo from a
+//! missing table from a bad argument, as they would with PostgreSQL.
+
+use datafusion::error::DataFusionError;
+use pgwire::error::{ErrorInfo, PgWireError};
+
+use crate::functions::FunctionError;
+
+pub const SYNTAX_ERROR: &str = "42601";
+pub const UNDEFINED_TABLE: &str = "42P01";
+pub const UNDEFINED_COLUMN: &str = "42703";
+pub const UNDEFINED_FUNCTION: &str = "42883";
+pub const UNDEFINED_OBJECT: &str = "42704";
+pub const INVALID_PARAMETER_VALUE: &str = "22023";
+pub const QUERY_CANCELED: &str = "57014";
+pub const READ_ONLY_TRANSACTION: &str = "25006";
+pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
+pub const OUT_OF_MEMORY: &str = "53200";
+pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
+pub const DIVISION_BY_ZERO: &str = "22012";
+pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
+pub const DATATYPE_MISMATCH: &str = "42804";
+pub const INTERNAL_ERROR: &str = "XX000";
+
+/// An ERROR-severity response with `code`.
+pub fn pg_error(code: &str, message: impl Into<String>) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "ERROR".to_string(),
+        code.to_string(),
+        message.into(),
+    )))
+}
+
+pub fn canceled(reason: &str) -> PgWireError {
+    pg_error(QUERY_CANCELED, format!("canceling statement due to {reason}"))
+}
+
+/// The SQLSTATE PostgreSQL would give for this DataFusion error.
+pub fn sqlstate(error: &DataFusionError) -> &'static str {
+    let root = error.find_root();
+    match root {
+        DataFusionError::SQL(..) => return SYNTAX_ERROR,
+        DataFusionError::ResourcesExhausted(_) => return OUT_OF_MEMORY,
+        DataFusionError::NotImplemented(_) => return FEATURE_NOT_SUPPORTED,
+        DataFusionError::External(e) if e.downcast_ref::<FunctionError>().is_some() => {
+            return INVALID_PARAMETER_VALUE;
+        }
+        DataFusionError::SchemaError(e, _) => {
+            let text = e.to_string();
+            if text.contains("No field named") || text.contains("not found") {
+                return UNDEFINED_COLUMN;
+            }
+        }
+        _ => {}
+    }
+    let text = root.to_string();
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("no field named") {
+        UNDEFINED_COLUMN
+    } else if (lower.contains("table") && (lower.contains("not found") || lower.contains("doesn't exist")))
+        || lower.contains("no table named")
+    {
+        UNDEFINED_TABLE
+    } else if lower.contains("invalid function")
+        || lower.contains("unknown function")
+        || lower.contains("no function matches")
+        || (lower.contains("function") && lower.contains("not found"))
+        || lower.contains("does not support inputs of type")
+        || lower.contains("failed to coerce arguments")
+        || lower.contains("expects")
+            && (lower.contains("argument") || lower.contains("arguments"))
+    {
+        UNDEFINED_FUNCTION
+    } else if lower.contains("divide by zero") || lower.contains("division by zero") {
+        DIVISION_BY_ZERO
+    } else if lower.contains("cannot cast") || lower.contains("cast error") {
+        INVALID_TEXT_REPRESENTATION
+    } else if lower.contains("resources exhausted") || lower.contains("memory") && lower.contains("exceed") {
+        OUT_OF_MEMORY
+    } else if lower.contains("sql error") || lower.contains("parsererror") || lower.contains("expected") && lower.contains("found") {
+        SYNTAX_ERROR
+    } else if matches!(root, DataFusionError::Plan(_)) {
+        DATATYPE_MISMATCH
+    } else {
+        INTERNAL_ERROR
+    }
+}
+
+/// Converts a DataFusion error into the wire error a client receives.
+pub fn from_datafusion(error: DataFusionError) -> PgWireError {
+    let code = sqlstate(&error);
+    let message = clean_message(&error);
+    pg_error(code, message)
+}
+
+/// DataFusion prefixes messages with the error's kind ("Error during planning: ..."); clients
+/// show PostgreSQL-style messages, so the innermost message is what they get.
+fn clean_message(error: &DataFusionError) -> String {
+    let root = error.find_root();
+    let text = match root {
+        DataFusionError::External(e) => e.to_string(),
+        DataFusionError::Plan(m)
+        | DataFusionError::Execution(m)
+        | DataFusionError::NotImplemented(m)
+        | DataFusionError::ResourcesExhausted(m) => m.clone(),
+        other => other.to_string(),
+    };
+    text.lines().next().unwrap_or_default().to_string()
+}
+
+/// Rewrites errors that reach pgwire without a specific code (anything wrapped as an API
+/// error) into classified ones.
+pub fn classify(error: &mut PgWireError) {
+    if let PgWireError::ApiError(inner) = error {
+        let code_and_message = if let Some(df) = inner.downcast_ref::<DataFusionError>() {
+            (sqlstate(df), clean_message(df))
+        } else if inner.to_string().contains("sql parser error")
+            || inner.to_string().contains("ParserError")
+        {
+            (SYNTAX_ERROR, inner.to_string())
+        } else {
+            (INTERNAL_ERROR, inner.to_string())
+        };
+        *error = pg_error(code_and_message.0, code_and_message.1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::prelude::SessionContext;
+
+    async fn code_of(sql: &str) -> &'static str {
+        let ctx = SessionContext::new();
+        crate::functions::register_all(&ctx);
+        ctx.sql("CREATE TABLE t (a INT) AS VALUES (1)").await.unwrap();
+        let err = match ctx.sql(sql).await {
+            Ok(df) => df.collect().await.unwrap_err(),
+            Err(e) => e,
+        };
+        sqlstate(&err)
+    }
+
+    #[tokio::test]
+    async fn errors_get_postgres_codes() {
+        assert_eq!(code_of("SELEC 1").await, SYNTAX_ERROR);
+        assert_eq!(code_of("SELECT * FROM nope").await, UNDEFINED_TABLE);
+        assert_eq!(code_of("SELECT nope FROM t").await, UNDEFINED_COLUMN);
+        assert_eq!(code_of("SELECT no_such_fn(1)").await, UNDEFINED_FUNCTION);
+        assert_eq!(code_of("SELECT rfm_segment(9, 1, 1)").await, INVALID_PARAMETER_VALUE);
+    }
+}

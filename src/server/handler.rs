@@ -1,0 +1,489 @@
+//! The pgwire side: one [`Handlers`] per connection, wiring startup (SCRAM or loopback trust),
+//! the simple and extended query protocols, cancel requests and error classification to the
+//! connection's [`ConnState`].
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::Sink;
+use pgwire::api::auth::sasl::SASLAuthStartupHandler;
+use pgwire::api::auth::sasl::scram::ScramAuth;
+use pgwire::api::auth::{
+    AuthSource, DefaultServerParameterProvider, LoginInfo, Password,
+    StartupHandler,
+};
+use pgwire::api::cancel::CancelHandler;
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{DescribePortalResponse, DescribeStatementResponse, FieldInfo, Response};
+use pgwire::api::stmt::{QueryParser, StoredStatement};
+use pgwire::api::store::PortalStore;
+use pgwire::api::{
+    ClientInfo, ClientPortalStore, ErrorHandler, PgWireConnectionState, PgWireServerHandlers,
+    PidSecretKeyGenerator, RandomPidSecretKeyGenerator, Type,
+};
+use pgwire::error::{PgWireError, PgWireResult};
+use pgwire::messages::cancel::CancelRequest;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+
+use super::config::StoredPassword;
+use super::conn::{self, ConnState, Kind, Prepared};
+use super::errors;
+use super::settings::PG_VERSION;
+use super::shared::Shared;
+
+pub struct Handlers {
+    conn: Arc<ConnState>,
+    query: Arc<QueryHandler>,
+    startup: Arc<Startup>,
+}
+
+impl Handlers {
+    pub fn new(conn: Arc<ConnState>, trust: bool) -> Self {
+        let params = Arc::new(parameters());
+        let keys = Arc::new(KeyGenerator { conn: conn.clone() });
+        let startup = if trust {
+            Startup::Trust {
+                conn: conn.clone(),
+                params,
+                keys,
+            }
+        } else {
+            let mut scram = ScramAuth::new(Arc::new(Users {
+                shared: conn.shared.clone(),
+            }));
+            scram.set_iterations(super::config::SCRAM_ITERATIONS);
+            Startup::Scram {
+                conn: conn.clone(),
+                inner: Box::new(
+                    SASLAuthStartupHandler::new(params)
+                        .with_scram(scram)
+                        .with_pid_secret_key_generator(keys),
+                ),
+            }
+        };
+        Handlers {
+            query: Arc::new(QueryHandler {
+                conn: conn.clone(),
+                parser: Arc::new(Parser { conn: conn.clone() }),
+            }),
+            startup: Arc::new(startup),
+            conn,
+        }
+    }
+}
+
+impl PgWireServerHandlers for Handlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.query.clone()
+    }
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.query.clone()
+    }
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.startup.clone()
+    }
+    fn error_handler(&self) -> Arc<impl ErrorHandler> {
+        Arc::new(Errors {
+            conn: self.conn.clone(),
+        })
+    }
+    fn cancel_handler(&self) -> Arc<impl CancelHandler> {
+        Arc::new(Cancel {
+            shared: self.conn.shared.clone(),
+        })
+    }
+}
+
+fn parameters() -> DefaultServerParameterProvider {
+    let mut p = DefaultServerParameterProvider::default();
+    p.server_version = PG_VERSION.to_string();
+    p.is_superuser = false;
+    p.search_path = "\"$user\", public".to_string();
+    p.time_zone = "UTC".to_string();
+    p.date_style = "ISO, MDY".to_string();
+    p
+}
+
+/// Gives each connection a backend key and remembers it for cancel requests.
+struct KeyGenerator {
+    conn: Arc<ConnState>,
+}
+
+impl PidSecretKeyGenerator for KeyGenerator {
+    fn generate(&self, client: &dyn ClientInfo) -> (i32, pgwire::messages::startup::SecretKey) {
+        let (pid, key) = RandomPidSecretKeyGenerator::default().generate(client);
+        self.conn
+            .shared
+            .register_cancel_key(pid, key.to_bytes().to_vec(), &self.conn);
+        (pid, key)
+    }
+}
+
+struct Users {
+    shared: Arc<Shared>,
+}
+
+impl Debug for Users {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Users")
+    }
+}
+
+#[async_trait]
+impl AuthSource for Users {
+    async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
+        let name = login.user().unwrap_or_default();
+        let stored = self
+            .shared
+            .config
+            .user(name)
+            .and_then(|u| u.password.as_deref())
+            .and_then(|p| StoredPassword::parse(p).ok());
+        match stored {
+            Some(p) => Ok(Password::new(Some(p.salt), p.salted)),
+            None => {
+                tracing::warn!(user = name, "login refused: no such user with a password");
+                // An unknown user fails the proof like a wrong password: a random verifier.
+                let fake = StoredPassword::hash(&format!("{:x}", rand::random::<u128>()));
+                Ok(Password::new(Some(fake.salt), fake.salted))
+            }
+        }
+    }
+}
+
+enum Startup {
+    Trust {
+        conn: Arc<ConnState>,
+        params: Arc<DefaultServerParameterProvider>,
+        keys: Arc<KeyGenerator>,
+    },
+    Scram {
+        conn: Arc<ConnState>,
+        inner: Box<SASLAuthStartupHandler<DefaultServerParameterProvider>>,
+    },
+}
+
+#[async_trait]
+impl StartupHandler for Startup {
+    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        match self {
+            Startup::Trust { conn, params, keys } => {
+                if let PgWireFrontendMessage::Startup(ref startup) = message {
+                    pgwire::api::auth::protocol_negotiation(client, startup).await?;
+                    pgwire::api::auth::save_startup_parameters_to_metadata(client, startup);
+                    let user = client
+                        .metadata()
+                        .get("user")
+                        .cloned()
+                        .ok_or(PgWireError::UserNameRequired)?;
+                    conn.set_identity(&user);
+                    let (pid, key) = keys.generate(client);
+                    client.set_pid_and_secret_key(pid, key);
+                    pgwire::api::auth::finish_authentication(client, params.as_ref()).await?;
+                    tracing::info!(conn = conn.id, user, auth = "trust", "connected");
+                }
+                Ok(())
+            }
+            Startup::Scram { conn, inner } => {
+                inner.on_startup(client, message).await?;
+                if matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+                    let user = client.metadata().get("user").cloned().unwrap_or_default();
+                    conn.set_identity(&user);
+                    tracing::info!(conn = conn.id, user, auth = "scram", "connected");
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+struct Cancel {
+    shared: Arc<Shared>,
+}
+
+#[async_trait]
+impl CancelHandler for Cancel {
+    async fn on_cancel_request(&self, request: CancelRequest) {
+        self.shared
+            .cancel(request.pid, &request.secret_key.to_bytes());
+    }
+}
+
+struct Errors {
+    conn: Arc<ConnState>,
+}
+
+impl ErrorHandler for Errors {
+    fn on_error<C>(&self, _client: &C, error: &mut PgWireError)
+    where
+        C: ClientInfo,
+    {
+        errors::classify(error);
+        let (user, _) = self.conn.identity();
+        tracing::debug!(conn = self.conn.id, user, "error sent: {error}");
+    }
+}
+
+pub struct QueryHandler {
+    conn: Arc<ConnState>,
+    parser: Arc<Parser>,
+}
+
+pub struct Parser {
+    conn: Arc<ConnState>,
+}
+
+fn log_query(conn: &ConnState, sql: &str, started: std::time::Instant, result: &PgWireResult<Response>) {
+    let (user, _) = conn.identity();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let sql: String = sql.chars().take(200).collect();
+    match result {
+        Ok(_) => tracing::info!(conn = conn.id, user, ms, sql, "query"),
+        Err(e) => tracing::info!(conn = conn.id, user, ms, sql, error = %e, "query failed"),
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for QueryHandler {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.conn.touch();
+        let statements = self.conn.parse(query)?;
+        if statements.is_empty() {
+            return Ok(vec![Response::EmptyQuery]);
+        }
+        let mut responses = Vec::with_capacity(statements.len());
+        for p in &statements {
+            let started = std::time::Instant::now();
+            let result = self
+                .conn
+                .run(client, p, None, None, &Format::UnifiedText)
+                .await;
+            log_query(&self.conn, &p.sql, started, &result);
+            match result {
+                Ok(r) => responses.push(r),
+                Err(mut e) => {
+                    errors::classify(&mut e);
+                    // Earlier statements' results are sent, then the error ends the batch.
+                    if responses.is_empty() {
+                        return Err(e);
+                    }
+                    responses.push(Response::Error(Box::new(error_info(e))));
+                    break;
+                }
+            }
+        }
+        Ok(responses)
+    }
+}
+
+fn error_info(e: PgWireError) -> pgwire::error::ErrorInfo {
+    match e {
+        PgWireError::UserError(info) => *info,
+        other => pgwire::error::ErrorInfo::new(
+            "ERROR".into(),
+            errors::INTERNAL_ERROR.into(),
+            other.to_string(),
+        ),
+    }
+}
+
+#[async_trait]
+impl QueryParser for Parser {
+    type Statement = Prepared;
+
+    async fn parse_sql<C>(
+        &self,
+        _client: &C,
+        sql: &str,
+        types: &[Option<Type>],
+    ) -> PgWireResult<Option<Self::Statement>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let mut statements = self.conn.parse(sql)?;
+        if statements.is_empty() {
+            return Ok(None);
+        }
+        if statements.len() > 1 {
+            return Err(errors::pg_error(
+                errors::SYNTAX_ERROR,
+                "cannot insert multiple commands into a prepared statement",
+            ));
+        }
+        let mut p = statements.remove(0);
+        self.conn.check_allowed(&p)?;
+        if let (Kind::Plan, Some(statement)) = (&p.kind, &p.statement) {
+            p.plan = Some(self.conn.plan(statement, types).await?);
+        }
+        Ok(Some(p))
+    }
+
+    fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
+        match &stmt.plan {
+            Some(plan) => Ok(conn::parameter_types(plan)?
+                .into_iter()
+                .map(|(_, t)| t)
+                .collect()),
+            None => Ok(vec![]),
+        }
+    }
+
+    fn get_result_schema(
+        &self,
+        stmt: &Self::Statement,
+        column_format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        conn::result_fields(stmt, column_format.unwrap_or(&Format::UnifiedText))
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for QueryHandler {
+    type Statement = Prepared;
+    type QueryParser = Parser;
+
+    fn query_parser(&self) -> Arc<Self::QueryParser> {
+        self.parser.clone()
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Self::Statement>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.conn.touch();
+        let started = std::time::Instant::now();
+        let p = &portal.statement.statement;
+        let result = async {
+            let params = match &p.plan {
+                Some(plan) => {
+                    let types = conn::parameter_types(plan)?;
+                    let inferred: Vec<Option<&datafusion::arrow::datatypes::DataType>> =
+                        types.iter().map(|(d, _)| d.as_ref()).collect();
+                    let wire: Vec<Option<&Type>> = types.iter().map(|(_, t)| Some(t)).collect();
+                    Some(
+                        datafusion_postgres::arrow_pg::datatypes::df::deserialize_parameters_with_server_types(
+                            portal, &inferred, &wire,
+                        )?,
+                    )
+                }
+                None => None,
+            };
+            self.conn
+                .run(
+                    client,
+                    p,
+                    p.plan.clone(),
+                    params.as_ref(),
+                    &portal.result_column_format,
+                )
+                .await
+        }
+        .await;
+        log_query(&self.conn, &p.sql, started, &result);
+        result
+    }
+
+    async fn do_describe_statement<C>(
+        &self,
+        _client: &mut C,
+        target: &StoredStatement<Self::Statement>,
+    ) -> PgWireResult<DescribeStatementResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let p = &target.statement;
+        let params = match &p.plan {
+            Some(plan) => conn::parameter_types(plan)?
+                .into_iter()
+                .enumerate()
+                .map(|(i, (_, t))| {
+                    target
+                        .parameter_types
+                        .get(i)
+                        .cloned()
+                        .flatten()
+                        .unwrap_or(t)
+                })
+                .collect(),
+            None => vec![],
+        };
+        let fields = conn::result_fields(p, &Format::UnifiedText)?;
+        Ok(DescribeStatementResponse::new(params, fields))
+    }
+
+    async fn do_describe_portal<C>(
+        &self,
+        _client: &mut C,
+        portal: &Portal<Self::Statement>,
+    ) -> PgWireResult<DescribePortalResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let fields = conn::result_fields(&portal.statement.statement, &portal.result_column_format)?;
+        Ok(DescribePortalResponse::new(fields))
+    }
+}
+
+/// Sends a FATAL error to a client that is refused before startup finishes, then closes.
+pub async fn refuse_connection(mut socket: tokio::net::TcpStream, code: &str, message: &str) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let read_packet = async |socket: &mut tokio::net::TcpStream| -> Option<Vec<u8>> {
+        let mut len = [0u8; 4];
+        socket.read_exact(&mut len).await.ok()?;
+        let n = u32::from_be_bytes(len) as usize;
+        if !(8..=10_000).contains(&n) {
+            return None;
+        }
+        let mut body = vec![0u8; n - 4];
+        socket.read_exact(&mut body).await.ok()?;
+        Some(body)
+    };
+    let work = async {
+        let mut first = read_packet(&mut socket).await?;
+        // SSLRequest / GSSENCRequest: answer "no", then read the real startup packet.
+        while first.len() == 4 && matches!(u32::from_be_bytes([first[0], first[1], first[2], first[3]]), 80877103 | 80877104) {
+            socket.write_all(b"N").await.ok()?;
+            first = read_packet(&mut socket).await?;
+        }
+        let mut body = Vec::new();
+        for (tag, value) in [(b'S', "FATAL"), (b'V', "FATAL"), (b'C', code), (b'M', message)] {
+            body.push(tag);
+            body.extend_from_slice(value.as_bytes());
+            body.push(0);
+        }
+        body.push(0);
+        let mut msg = vec![b'E'];
+        msg.extend_from_slice(&((body.len() + 4) as u32).to_be_bytes());
+        msg.extend_from_slice(&body);
+        socket.write_all(&msg).await.ok()?;
+        socket.flush().await.ok()
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), work).await;
+}

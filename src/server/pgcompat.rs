@@ -1,0 +1,247 @@
+//! PostgreSQL look-alike parts of the served session: `pg_catalog` and the catalog functions
+//! clients call on connect (from datafusion-pg-catalog), plus what it lacks: a PostgreSQL-shaped
+//! `version()`, per-connection `current_user` and `current_setting`, and the description and
+//! function-signature helpers psql, pgjdbc and BI tools select from.
+
+use datafusion::execution::FunctionRegistry;
+use std::sync::{Arc, Mutex};
+
+use datafusion::arrow::array::{ArrayRef, StringArray};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{Result as DfResult, ScalarValue};
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+use datafusion::prelude::SessionContext;
+use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
+
+use super::ServeError;
+use super::settings::{PG_VERSION, Settings};
+use crate::storage::Warehouse;
+
+/// The catalog (database) name clients connect to.
+pub const DATABASE: &str = "rebuy";
+
+pub fn version_string() -> String {
+    format!(
+        "PostgreSQL {PG_VERSION} (rebuy {}) on {}-linux, compiled by rustc, 64-bit",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH
+    )
+}
+
+/// The session every connection is cloned from: warehouse tables, rebuy functions and views,
+/// and the PostgreSQL catalog.
+pub async fn build_base(warehouse: &Warehouse) -> Result<SessionContext, ServeError> {
+    let ctx = crate::session::build_session(warehouse).await?;
+    setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
+        .map_err(|e| ServeError::Catalog(e.to_string()))?;
+    let version = version_string();
+    ctx.register_udf(constant_udf(
+        "version",
+        ScalarValue::Utf8(Some(version)),
+        Signature::exact(vec![], Volatility::Stable),
+    ));
+    for name in [
+        "col_description",
+        "obj_description",
+        "shobj_description",
+        "pg_get_function_result",
+        "pg_get_function_arguments",
+        "pg_get_function_identity_arguments",
+        "pg_get_viewdef",
+        "pg_get_indexdef",
+        "pg_get_triggerdef",
+        "pg_get_serial_sequence",
+    ] {
+        if ctx.udf(name).is_err() {
+            ctx.register_udf(constant_udf(
+                name,
+                ScalarValue::Utf8(None),
+                Signature::variadic_any(Volatility::Stable),
+            ));
+        }
+    }
+    for name in [
+        "pg_function_is_visible",
+        "pg_type_is_visible",
+        "pg_is_in_recovery",
+    ] {
+        if ctx.udf(name).is_err() {
+            let value = name != "pg_is_in_recovery";
+            ctx.register_udf(constant_udf(
+                name,
+                ScalarValue::Boolean(Some(value)),
+                Signature::variadic_any(Volatility::Stable),
+            ));
+        }
+    }
+    Ok(ctx)
+}
+
+/// Functions whose answer depends on the connection: who is logged in, and its settings.
+pub fn register_connection_functions(
+    ctx: &SessionContext,
+    user: &str,
+    settings: Arc<Mutex<Settings>>,
+) {
+    for name in ["current_user", "session_user", "user", "current_role"] {
+        ctx.register_udf(constant_udf(
+            name,
+            ScalarValue::Utf8(Some(user.to_string())),
+            Signature::exact(vec![], Volatility::Stable),
+        ));
+    }
+    ctx.register_udf(ScalarUDF::new_from_impl(CurrentSetting {
+        settings,
+        ctx: ctx.clone(),
+        signature: Signature::one_of(
+            vec![
+                datafusion::logical_expr::TypeSignature::String(1),
+                datafusion::logical_expr::TypeSignature::Any(2),
+            ],
+            Volatility::Stable,
+        ),
+    }));
+}
+
+/// Looks a setting up the way SHOW does: rebuy's and DataFusion's in the session, PostgreSQL's
+/// in the connection's settings.
+pub fn setting_value(ctx: &SessionContext, settings: &Settings, name: &str) -> Option<String> {
+    let lower = name.to_ascii_lowercase();
+    if lower.starts_with("rebuy.") || lower.starts_with("datafusion.") {
+        return ctx
+            .state()
+            .config_options()
+            .entries()
+            .into_iter()
+            .find(|e| e.key.eq_ignore_ascii_case(&lower))
+            .map(|e| e.value.unwrap_or_default());
+    }
+    settings.get(name).map(str::to_string)
+}
+
+fn constant_udf(name: &str, value: ScalarValue, signature: Signature) -> ScalarUDF {
+    ScalarUDF::new_from_impl(Constant {
+        name: name.to_string(),
+        value,
+        signature,
+    })
+}
+
+#[derive(Debug)]
+struct Constant {
+    name: String,
+    value: ScalarValue,
+    signature: Signature,
+}
+
+impl PartialEq for Constant {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.value == other.value
+    }
+}
+impl Eq for Constant {}
+impl std::hash::Hash for Constant {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl ScalarUDFImpl for Constant {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(self.value.data_type())
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        if args.args.is_empty() {
+            return Ok(ColumnarValue::Scalar(self.value.clone()));
+        }
+        Ok(ColumnarValue::Array(
+            self.value.to_array_of_size(args.number_rows)?,
+        ))
+    }
+}
+
+struct CurrentSetting {
+    settings: Arc<Mutex<Settings>>,
+    ctx: SessionContext,
+    signature: Signature,
+}
+
+impl std::fmt::Debug for CurrentSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("current_setting")
+    }
+}
+impl PartialEq for CurrentSetting {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.settings, &other.settings)
+    }
+}
+impl Eq for CurrentSetting {}
+impl std::hash::Hash for CurrentSetting {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        "current_setting".hash(state);
+    }
+}
+
+impl ScalarUDFImpl for CurrentSetting {
+    fn name(&self) -> &str {
+        "current_setting"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let rows = args.number_rows;
+        let missing_ok = match args.args.get(1) {
+            Some(ColumnarValue::Scalar(ScalarValue::Boolean(Some(b)))) => *b,
+            _ => false,
+        };
+        let names: ArrayRef = args.args[0].clone().into_array(rows)?;
+        let names = datafusion::arrow::compute::cast(&names, &DataType::Utf8)?;
+        let names = names
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| datafusion::error::DataFusionError::Internal("name".into()))?;
+        let settings = self
+            .settings
+            .lock()
+            .map_err(|_| datafusion::error::DataFusionError::Internal("settings lock".into()))?
+            .clone();
+        let mut out = Vec::with_capacity(datafusion::arrow::array::Array::len(names));
+        for name in names.iter() {
+            match name {
+                None => out.push(None),
+                Some(n) => match setting_value(&self.ctx, &settings, n) {
+                    Some(v) => out.push(Some(v)),
+                    None if missing_ok => out.push(None),
+                    None => {
+                        return Err(datafusion::error::DataFusionError::External(Box::new(
+                            crate::functions::FunctionError::InvalidArgument {
+                                function: "current_setting",
+                                argument: "setting_name",
+                                message: format!("names no known configuration parameter ({n:?})"),
+                            },
+                        )));
+                    }
+                },
+            }
+        }
+        let array: ArrayRef = Arc::new(StringArray::from(out));
+        if matches!(args.args[0], ColumnarValue::Scalar(_)) {
+            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?));
+        }
+        Ok(ColumnarValue::Array(array))
+    }
+}

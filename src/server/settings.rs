@@ -1,0 +1,175 @@
+//! Session parameters a PostgreSQL client sets and reads (`SET`/`SHOW`/`current_setting`), with
+//! PostgreSQL's defaults. rebuy's own settings (`rebuy.*`) and DataFusion's live in the
+//! DataFusion session; the rest live here, per connection.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The PostgreSQL version rebuy answers as (for clients that branch on it).
+pub const PG_VERSION: &str = "16.6";
+
+/// Parameters PostgreSQL reports to the client whenever they change (ParameterStatus).
+pub const REPORTED: &[&str] = &[
+    "application_name",
+    "client_encoding",
+    "DateStyle",
+    "IntervalStyle",
+    "TimeZone",
+    "standard_conforming_strings",
+    "integer_datetimes",
+    "server_version",
+    "server_encoding",
+    "is_superuser",
+    "search_path",
+];
+
+fn defaults() -> Vec<(&'static str, String)> {
+    vec![
+        ("application_name", String::new()),
+        ("client_encoding", "UTF8".into()),
+        ("server_encoding", "UTF8".into()),
+        ("DateStyle", "ISO, MDY".into()),
+        ("IntervalStyle", "postgres".into()),
+        ("TimeZone", "UTC".into()),
+        ("standard_conforming_strings", "on".into()),
+        ("integer_datetimes", "on".into()),
+        ("server_version", PG_VERSION.into()),
+        ("server_version_num", "160006".into()),
+        ("search_path", "\"$user\", public".into()),
+        ("extra_float_digits", "1".into()),
+        ("statement_timeout", "0".into()),
+        ("lock_timeout", "0".into()),
+        ("idle_in_transaction_session_timeout", "0".into()),
+        ("transaction_isolation", "read committed".into()),
+        ("default_transaction_isolation", "read committed".into()),
+        ("transaction_read_only", "off".into()),
+        ("default_transaction_read_only", "off".into()),
+        ("max_identifier_length", "63".into()),
+        ("bytea_output", "hex".into()),
+        ("lc_messages", "C".into()),
+        ("lc_monetary", "C".into()),
+        ("lc_numeric", "C".into()),
+        ("lc_time", "C".into()),
+        ("lc_collate", "C".into()),
+        ("lc_ctype", "C".into()),
+        ("client_min_messages", "notice".into()),
+        ("row_security", "on".into()),
+        ("jit", "off".into()),
+        ("is_superuser", "off".into()),
+        ("max_connections", "100".into()),
+        ("block_size", "8192".into()),
+        ("geqo", "on".into()),
+        ("work_mem", "4MB".into()),
+        ("search_path_display", String::new()),
+    ]
+}
+
+/// One connection's parameters, keyed case-insensitively, remembering the canonical spelling.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    values: BTreeMap<String, (String, String)>,
+}
+
+impl Settings {
+    pub fn new() -> Self {
+        let mut values = BTreeMap::new();
+        for (k, v) in defaults() {
+            values.insert(k.to_ascii_lowercase(), (k.to_string(), v));
+        }
+        Settings { values }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.values
+            .get(&canonical_key(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Sets `name`; returns the canonical name to report when the client must be told.
+    pub fn set(&mut self, name: &str, value: String) -> Option<String> {
+        let key = canonical_key(name);
+        let display = self
+            .values
+            .get(&key)
+            .map(|(d, _)| d.clone())
+            .unwrap_or_else(|| name.to_ascii_lowercase());
+        self.values.insert(key, (display.clone(), value));
+        REPORTED
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(&display))
+            .then_some(display)
+    }
+
+    pub fn reset(&mut self, name: &str) -> Option<String> {
+        let key = canonical_key(name);
+        let default = defaults()
+            .into_iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(&key))?;
+        self.set(default.0, default.1)
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.values.values().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// `statement_timeout` as a duration; `None` when 0 (no limit).
+    pub fn statement_timeout(&self) -> Option<Duration> {
+        parse_duration_ms(self.get("statement_timeout")?)
+            .filter(|ms| *ms > 0)
+            .map(Duration::from_millis)
+    }
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn canonical_key(name: &str) -> String {
+    match name.to_ascii_lowercase().as_str() {
+        "time zone" | "timezone" => "timezone".into(),
+        "transaction isolation level" => "transaction_isolation".into(),
+        "names" => "client_encoding".into(),
+        other => other.to_string(),
+    }
+}
+
+/// PostgreSQL time values: a bare number is milliseconds; units us, ms, s, min, h, d.
+pub fn parse_duration_ms(text: &str) -> Option<u64> {
+    let t = text.trim().trim_matches('\'').trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let factor = match unit.trim() {
+        "" | "ms" => 1.0,
+        "us" => 0.001,
+        "s" => 1000.0,
+        "min" => 60_000.0,
+        "h" => 3_600_000.0,
+        "d" => 86_400_000.0,
+        _ => return None,
+    };
+    Some((n * factor).round() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_parse_like_postgres() {
+        assert_eq!(parse_duration_ms("5000"), Some(5000));
+        assert_eq!(parse_duration_ms("'2s'"), Some(2000));
+        assert_eq!(parse_duration_ms("1min"), Some(60_000));
+        assert_eq!(parse_duration_ms("soon"), None);
+        let mut s = Settings::new();
+        assert_eq!(s.statement_timeout(), None);
+        s.set("STATEMENT_TIMEOUT", "150ms".into());
+        assert_eq!(s.statement_timeout(), Some(Duration::from_millis(150)));
+        assert_eq!(s.set("timezone", "Europe/Berlin".into()).as_deref(), Some("TimeZone"));
+        assert_eq!(s.get("TimeZone"), Some("Europe/Berlin"));
+    }
+}

@@ -1,0 +1,105 @@
+// pgjdbc against a running `rebuy serve`: queries, prepared statements, DatabaseMetaData and
+// ResultSetMetaData as BI tools (Metabase, DBeaver, Tableau via JDBC) use them.
+// Usage: java -cp postgresql.jar JdbcCheck.java PORT
+import java.sql.*;
+import java.util.*;
+
+public class JdbcCheck {
+    static int failures = 0;
+
+    interface Check { void run(Connection c) throws Exception; }
+
+    static void check(Connection c, String name, Check body) {
+        try {
+            body.run(c);
+            System.out.println("ok   " + name);
+        } catch (Throwable e) {
+            failures++;
+            System.out.println("FAIL " + name + ": " + e);
+        }
+    }
+
+    static void require(boolean ok, String what) {
+        if (!ok) throw new AssertionError(what);
+    }
+
+    public static void main(String[] args) throws Exception {
+        String url = "jdbc:postgresql://127.0.0.1:" + args[0] + "/rebuy";
+        Properties props = new Properties();
+        props.setProperty("user", "analyst");
+        try (Connection c = DriverManager.getConnection(url, props)) {
+            check(c, "plain query", conn -> {
+                try (Statement s = conn.createStatement();
+                     ResultSet rs = s.executeQuery("SELECT COUNT(*) FROM orders")) {
+                    require(rs.next() && rs.getLong(1) > 0, "count");
+                }
+            });
+            check(c, "prepared statement with parameters", conn -> {
+                try (PreparedStatement ps = conn.prepareStatement(
+                        "SELECT rfm_segment(?, ?, ?)")) {
+                    ps.setInt(1, 5); ps.setInt(2, 5); ps.setInt(3, 5);
+                    try (ResultSet rs = ps.executeQuery()) {
+                        require(rs.next() && rs.getString(1).equals("Champions"), "segment");
+                    }
+                    // pgjdbc switches to server-side prepared statements after 5 runs
+                    for (int i = 0; i < 7; i++) {
+                        ps.setInt(1, 1); ps.setInt(2, 1); ps.setInt(3, 1);
+                        try (ResultSet rs = ps.executeQuery()) {
+                            require(rs.next() && rs.getString(1).equals("Lost"), "segment " + i);
+                        }
+                    }
+                }
+            });
+            check(c, "ResultSetMetaData", conn -> {
+                try (Statement s = conn.createStatement();
+                     ResultSet rs = s.executeQuery(
+                         "SELECT customer_id, purchase_days, revenue_usd, first_purchase FROM customer_summary LIMIT 1")) {
+                    ResultSetMetaData md = rs.getMetaData();
+                    require(md.getColumnCount() == 4, "columns");
+                    require(md.getColumnName(1).equals("customer_id"), "name " + md.getColumnName(1));
+                    require(md.getColumnType(3) == Types.DOUBLE, "revenue type " + md.getColumnType(3));
+                }
+            });
+            check(c, "DatabaseMetaData.getTables/getColumns/getSchemas/getTypeInfo", conn -> {
+                DatabaseMetaData md = conn.getMetaData();
+                Set<String> tables = new HashSet<>();
+                try (ResultSet rs = md.getTables(null, "public", "%", new String[]{"TABLE", "VIEW"})) {
+                    while (rs.next()) tables.add(rs.getString("TABLE_NAME"));
+                }
+                require(tables.containsAll(List.of("orders", "customers", "customer_summary")), "tables " + tables);
+                int cols = 0;
+                try (ResultSet rs = md.getColumns(null, "public", "orders", "%")) {
+                    while (rs.next()) cols++;
+                }
+                require(cols >= 10, "orders columns " + cols);
+                boolean publicSchema = false;
+                try (ResultSet rs = md.getSchemas()) {
+                    while (rs.next()) publicSchema |= rs.getString(1).equals("public");
+                }
+                require(publicSchema, "public schema");
+                int types = 0;
+                try (ResultSet rs = md.getTypeInfo()) {
+                    while (rs.next()) types++;
+                }
+                require(types > 10, "types " + types);
+                require(md.getDatabaseProductVersion().startsWith("16"), "version " + md.getDatabaseProductVersion());
+            });
+            check(c, "errors with SQLSTATE", conn -> {
+                try (Statement s = conn.createStatement()) {
+                    s.executeQuery("SELECT * FROM nope");
+                    throw new AssertionError("no error");
+                } catch (SQLException e) {
+                    require("42P01".equals(e.getSQLState()), "state " + e.getSQLState());
+                }
+                try (Statement s = conn.createStatement(); ResultSet rs = s.executeQuery("SELECT 1")) {
+                    require(rs.next(), "usable after error");
+                }
+            });
+        }
+        if (failures > 0) {
+            System.out.println(failures + " JDBC check(s) failed");
+            System.exit(1);
+        }
+        System.out.println("all JDBC checks passed");
+    }
+}
