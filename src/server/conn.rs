@@ -183,9 +183,13 @@ impl ConnState {
     /// [`Kind::DataFusionText`] statement.
     pub fn parse(&self, sql: &str) -> PgWireResult<Vec<Prepared>> {
         let parser = datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser::new();
-        match parser.parse(sql) {
+        match parser.parse(&super::rewrite::rewrite_text(sql)) {
             Ok(statements) => Ok(statements
                 .into_iter()
+                .map(|mut s| {
+                    super::rewrite::rewrite(&mut s);
+                    s
+                })
                 .map(|s| Prepared {
                     sql: s.to_string(),
                     kind: classify(&s),
@@ -947,7 +951,12 @@ pub fn classify(s: &Statement) -> Kind {
         }
         Statement::StartTransaction { .. } => Kind::Begin,
         Statement::Commit { .. } => Kind::Commit,
+        Statement::Rollback {
+            savepoint: Some(_), ..
+        } => Kind::NoOp("ROLLBACK"),
         Statement::Rollback { .. } => Kind::Rollback,
+        Statement::Savepoint { .. } => Kind::NoOp("SAVEPOINT"),
+        Statement::ReleaseSavepoint { .. } => Kind::NoOp("RELEASE"),
         Statement::Discard { .. } => Kind::NoOp("DISCARD ALL"),
         Statement::Deallocate { .. } => Kind::NoOp("DEALLOCATE"),
         Statement::Copy {

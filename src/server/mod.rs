@@ -14,6 +14,7 @@ mod conn;
 mod errors;
 mod handler;
 mod pgcompat;
+mod rewrite;
 mod settings;
 mod shared;
 

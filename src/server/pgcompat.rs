@@ -63,6 +63,9 @@ pub async fn build_base(warehouse: &Warehouse) -> Result<SessionContext, ServeEr
             ));
         }
     }
+    ctx.register_udf(ScalarUDF::new_from_impl(ToRegtype {
+        signature: Signature::any(1, Volatility::Stable),
+    }));
     for name in [
         "pg_function_is_visible",
         "pg_type_is_visible",
@@ -93,6 +96,10 @@ pub fn register_connection_functions(
             Signature::exact(vec![], Volatility::Stable),
         ));
     }
+    ctx.register_udf(ScalarUDF::new_from_impl(SetConfig {
+        settings: settings.clone(),
+        signature: Signature::any(3, Volatility::Volatile),
+    }));
     ctx.register_udf(ScalarUDF::new_from_impl(CurrentSetting {
         settings,
         ctx: ctx.clone(),
@@ -239,6 +246,124 @@ impl ScalarUDFImpl for CurrentSetting {
             }
         }
         let array: ArrayRef = Arc::new(StringArray::from(out));
+        if matches!(args.args[0], ColumnarValue::Scalar(_)) {
+            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?));
+        }
+        Ok(ColumnarValue::Array(array))
+    }
+}
+
+/// `set_config(name, value, is_local)`: what asyncpg and others call instead of SET.
+struct SetConfig {
+    settings: Arc<Mutex<Settings>>,
+    signature: Signature,
+}
+
+impl std::fmt::Debug for SetConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("set_config")
+    }
+}
+impl PartialEq for SetConfig {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.settings, &other.settings)
+    }
+}
+impl Eq for SetConfig {}
+impl std::hash::Hash for SetConfig {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        "set_config".hash(state);
+    }
+}
+
+fn scalar_text(v: &ColumnarValue) -> Option<String> {
+    match v {
+        ColumnarValue::Scalar(s) => match s {
+            ScalarValue::Utf8(v) | ScalarValue::Utf8View(v) | ScalarValue::LargeUtf8(v) => {
+                v.clone()
+            }
+            other if !other.is_null() => Some(other.to_string()),
+            _ => None,
+        },
+        ColumnarValue::Array(_) => None,
+    }
+}
+
+impl ScalarUDFImpl for SetConfig {
+    fn name(&self) -> &str {
+        "set_config"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let name = scalar_text(&args.args[0]);
+        let value = scalar_text(&args.args[1]);
+        if let (Some(name), Some(value)) = (&name, &value)
+            && let Ok(mut s) = self.settings.lock()
+        {
+            s.set(name, value.clone());
+        }
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(value)))
+    }
+}
+
+/// `to_regtype(name)`: the type's OID, or NULL when there is no such type.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ToRegtype {
+    signature: Signature,
+}
+
+fn type_oid(name: &str) -> Option<i32> {
+    let n = name.trim().trim_start_matches("pg_catalog.").to_ascii_lowercase();
+    Some(match n.as_str() {
+        "bool" | "boolean" => 16,
+        "bytea" => 17,
+        "name" => 19,
+        "int8" | "bigint" => 20,
+        "int2" | "smallint" => 21,
+        "int4" | "integer" | "int" => 23,
+        "text" => 25,
+        "oid" => 26,
+        "json" => 114,
+        "float4" | "real" => 700,
+        "float8" | "double precision" => 701,
+        "varchar" | "character varying" => 1043,
+        "date" => 1082,
+        "time" => 1083,
+        "timestamp" | "timestamp without time zone" => 1114,
+        "timestamptz" | "timestamp with time zone" => 1184,
+        "interval" => 1186,
+        "numeric" | "decimal" => 1700,
+        "uuid" => 2950,
+        "jsonb" => 3802,
+        _ => return None,
+    })
+}
+
+impl ScalarUDFImpl for ToRegtype {
+    fn name(&self) -> &str {
+        "to_regtype"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Int32)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let names = args.args[0].clone().into_array(args.number_rows)?;
+        let names = datafusion::arrow::compute::cast(&names, &DataType::Utf8)?;
+        let names = names
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| datafusion::error::DataFusionError::Internal("name".into()))?;
+        let out: datafusion::arrow::array::Int32Array =
+            names.iter().map(|n| n.and_then(type_oid)).collect();
+        let array: ArrayRef = Arc::new(out);
         if matches!(args.args[0], ColumnarValue::Scalar(_)) {
             return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?));
         }

@@ -53,7 +53,7 @@ public class JdbcCheck {
             check(c, "ResultSetMetaData", conn -> {
                 try (Statement s = conn.createStatement();
                      ResultSet rs = s.executeQuery(
-                         "SELECT customer_id, purchase_days, revenue_usd, first_purchase FROM customer_summary LIMIT 1")) {
+                         "SELECT customer_id, purchase_days, revenue_usd, next_order_due FROM customer_summary LIMIT 1")) {
                     ResultSetMetaData md = rs.getMetaData();
                     require(md.getColumnCount() == 4, "columns");
                     require(md.getColumnName(1).equals("customer_id"), "name " + md.getColumnName(1));

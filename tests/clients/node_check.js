@@ -24,7 +24,7 @@ async function main() {
     try { await client.query('SELECT nope FROM orders'); throw new Error('no error'); }
     catch (e) { assert(e.code === '42703', `code ${e.code}`); }
     const r = await client.query('SELECT 1 AS one');
-    assert(r.rows[0].one === 1, 'usable after error');
+    assert(Number(r.rows[0].one) === 1, 'usable after error');
   });
   await client.end();
   if (failures) { console.log(`${failures} node check(s) failed`); process.exit(1); }

@@ -22,7 +22,7 @@ expect '\dn lists schemas' 'public' -c '\dn'
 expect '\df runs' 'List of functions|Schema' -c '\df'
 expect '\x expanded output' 'customer_id +\| ' -c '\x' -c 'SELECT customer_id FROM customer_summary LIMIT 1'
 expect 'COPY TO STDOUT' '^[^,]+,[0-9.]+$' -c 'COPY (SELECT order_id, amount FROM orders LIMIT 3) TO STDOUT WITH (FORMAT csv)'
-expect '\copy' '^[^\t]+\t' -c '\copy (SELECT order_id, region FROM orders LIMIT 3) to stdout'
+expect '\copy' '^[^[:space:]]+[[:space:]]+[A-Za-z_]+$' -c '\copy (SELECT order_id, region FROM orders LIMIT 3) to stdout'
 expect 'version()' 'PostgreSQL 16' -c 'SELECT version()'
 expect 'sslmode=prefer falls back or uses TLS' '1' -c 'SELECT 1'
 if [ "$failures" -gt 0 ]; then echo "$failures psql check(s) failed"; exit 1; fi

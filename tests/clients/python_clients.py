@@ -99,10 +99,10 @@ async def _():
     conn = await asyncpg.connect(host="127.0.0.1", port=PORT, user="analyst", database="rebuy")
     try:
         rows = await conn.fetch(
-            "SELECT customer_id, purchase_days, revenue_usd, first_purchase FROM customer_summary ORDER BY customer_id LIMIT 3"
+            "SELECT customer_id, purchase_days, revenue_usd, next_order_due FROM customer_summary ORDER BY customer_id LIMIT 3"
         )
         assert len(rows) == 3
-        assert list(rows[0].keys()) == ["customer_id", "purchase_days", "revenue_usd", "first_purchase"], rows[0].keys()
+        assert list(rows[0].keys()) == ["customer_id", "purchase_days", "revenue_usd", "next_order_due"], rows[0].keys()
         n = await conn.fetchval("SELECT COUNT(*) FROM orders WHERE amount > $1", 10.0)
         assert n > 0
         arr = await conn.fetchval("SELECT make_array(1, 2, 3)")
