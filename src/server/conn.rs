@@ -259,19 +259,24 @@ impl ConnState {
     ) -> PgWireResult<LogicalPlan> {
         let ctx = self.session().await?;
         let state = ctx.state();
-        let given: Vec<_> = param_types
-            .iter()
-            .map(|t| t.as_ref().and_then(pg_to_arrow))
+        // Types for $1..$n: the client's, else a cast written around the placeholder.
+        let casts = super::rewrite::placeholder_casts(statement);
+        let count = casts.0.max(param_types.len());
+        let types: Vec<Option<String>> = (0..count)
+            .map(|i| {
+                param_types
+                    .get(i)
+                    .cloned()
+                    .flatten()
+                    .and_then(|t| pg_to_arrow(&t))
+                    .map(|t| sql_type_name(&t))
+                    .or_else(|| casts.1.get(&(i + 1)).cloned())
+            })
             .collect();
-        let planned = if !given.is_empty() && given.iter().all(Option::is_some) {
+        let planned = if count > 0 && types.iter().all(Option::is_some) {
             let sql = format!(
                 "PREPARE rebuy_typed({}) AS {statement}",
-                given
-                    .iter()
-                    .flatten()
-                    .map(sql_type_name)
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                types.into_iter().flatten().collect::<Vec<_>>().join(", ")
             );
             let plan = state.create_logical_plan(&sql).await;
             match plan {

@@ -63,12 +63,18 @@ pub async fn build_base(warehouse: &Warehouse) -> Result<SessionContext, ServeEr
             ));
         }
     }
+    ctx.register_udf(ScalarUDF::new_from_impl(JsonBuildObject {
+        signature: Signature::variadic_any(Volatility::Immutable),
+    }));
     ctx.register_udf(ScalarUDF::new_from_impl(ToRegtype {
         signature: Signature::any(1, Volatility::Stable),
     }));
     for name in [
         "pg_function_is_visible",
         "pg_type_is_visible",
+        "pg_collation_is_visible",
+        "pg_conversion_is_visible",
+        "pg_opclass_is_visible",
         "pg_is_in_recovery",
     ] {
         if ctx.udf(name).is_err() {
@@ -368,5 +374,80 @@ impl ScalarUDFImpl for ToRegtype {
             return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?));
         }
         Ok(ColumnarValue::Array(array))
+    }
+}
+
+/// `json_build_object(k1, v1, …)`: a JSON object per row, as text (SQLAlchemy's inspector
+/// builds identity and collation descriptions with it).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct JsonBuildObject {
+    signature: Signature,
+}
+
+fn json_value(v: &ScalarValue) -> serde_json::Value {
+    use serde_json::Value;
+    if v.is_null() {
+        return Value::Null;
+    }
+    match v {
+        ScalarValue::Boolean(Some(b)) => Value::Bool(*b),
+        ScalarValue::Int8(Some(n)) => Value::from(*n),
+        ScalarValue::Int16(Some(n)) => Value::from(*n),
+        ScalarValue::Int32(Some(n)) => Value::from(*n),
+        ScalarValue::Int64(Some(n)) => Value::from(*n),
+        ScalarValue::UInt8(Some(n)) => Value::from(*n),
+        ScalarValue::UInt16(Some(n)) => Value::from(*n),
+        ScalarValue::UInt32(Some(n)) => Value::from(*n),
+        ScalarValue::UInt64(Some(n)) => Value::from(*n),
+        ScalarValue::Float32(Some(n)) => Value::from(*n),
+        ScalarValue::Float64(Some(n)) => Value::from(*n),
+        ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => {
+            Value::String(s.clone())
+        }
+        other => Value::String(other.to_string()),
+    }
+}
+
+impl ScalarUDFImpl for JsonBuildObject {
+    fn name(&self) -> &str {
+        "json_build_object"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        if args.args.len() % 2 != 0 {
+            return Err(datafusion::error::DataFusionError::External(Box::new(
+                crate::functions::FunctionError::InvalidArgument {
+                    function: "json_build_object",
+                    argument: "list",
+                    message: "must alternate keys and values".into(),
+                },
+            )));
+        }
+        let rows = args.number_rows;
+        let arrays = args
+            .args
+            .iter()
+            .map(|a| a.clone().into_array(rows))
+            .collect::<DfResult<Vec<_>>>()?;
+        let mut out = Vec::with_capacity(rows);
+        for row in 0..rows {
+            let mut object = serde_json::Map::new();
+            for pair in arrays.chunks(2) {
+                let key = ScalarValue::try_from_array(&pair[0], row)?;
+                let value = ScalarValue::try_from_array(&pair[1], row)?;
+                let key = match json_value(&key) {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                object.insert(key, json_value(&value));
+            }
+            out.push(Some(serde_json::Value::Object(object).to_string()));
+        }
+        Ok(ColumnarValue::Array(Arc::new(StringArray::from(out))))
     }
 }

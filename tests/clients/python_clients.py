@@ -105,10 +105,12 @@ async def _():
         assert list(rows[0].keys()) == ["customer_id", "purchase_days", "revenue_usd", "next_order_due"], rows[0].keys()
         n = await conn.fetchval("SELECT COUNT(*) FROM orders WHERE amount > $1", 10.0)
         assert n > 0
-        arr = await conn.fetchval("SELECT make_array(1, 2, 3)")
-        assert list(arr) == [1, 2, 3], arr
-        d = await conn.fetchval("SELECT as_of()")
-        assert isinstance(d, datetime.date)
+        # Column names as PostgreSQL gives them, which asyncpg records are keyed by.
+        rec = await conn.fetchrow("SELECT as_of(), COUNT(*), 1 FROM orders")
+        assert list(rec.keys()) == ["as_of", "count", "?column?"], list(rec.keys())
+        assert isinstance(rec["as_of"], datetime.date)
+        ok = await conn.fetchval("SELECT rfm_segment($1::BIGINT, $2::BIGINT, $3::BIGINT)", 5, 5, 5)
+        assert ok == "Champions", ok
     finally:
         await conn.close()
 
