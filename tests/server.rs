@@ -406,3 +406,112 @@ async fn copy_to_stdout_and_portal_row_limits() {
     assert!(a < b);
     tx.commit().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_over_its_memory_limit_gets_53200_and_others_go_on() {
+    let server = start("auth = \"trust\"\nquery_memory_mb = 16\n");
+    let client = connect(server.port).await;
+    let greedy = "SELECT array_agg(a.order_id || b.order_id) FROM orders a CROSS JOIN orders b";
+    let e = client.simple_query(greedy).await.unwrap_err();
+    assert_eq!(sqlstate(&e), "53200", "{e}");
+    let n: i64 = client.query_one("SELECT COUNT(*) FROM orders", &[]).await.unwrap().get(0);
+    assert!(n > 0);
+    // A sort larger than the limit spills to disk instead of failing.
+    let sorted: i64 = client
+        .query_one(
+            "SELECT COUNT(*) FROM (SELECT a.order_id AS x, b.customer_id AS y FROM orders a CROSS JOIN (SELECT customer_id FROM orders LIMIT 300) b ORDER BY 1, 2)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(sorted, n * 300);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_and_vanishing_clients_harm_nobody() {
+    use std::io::Write;
+    let server = start(TRUST);
+    let good = connect(server.port).await;
+    // Random bytes instead of a startup packet, a truncated packet, and a client that leaves
+    // in the middle of a long query.
+    for junk in [&b"GET / HTTP/1.1\r\n\r\n"[..], &[0, 0, 0, 200, 1, 2][..], &[0xff; 64][..]] {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        let _ = s.write_all(junk);
+    }
+    {
+        let leaver = connect(server.port).await;
+        let slow = tokio::spawn(async move {
+            let _ = leaver
+                .simple_query("SELECT COUNT(*) FROM orders a, orders b, orders c WHERE a.amount + b.amount + c.amount < 0")
+                .await;
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        slow.abort();
+    }
+    let n: i64 = good.query_one("SELECT COUNT(*) FROM orders", &[]).await.unwrap().get(0);
+    assert!(n > 0);
+    let fresh = connect(server.port).await;
+    let m: i64 = fresh.query_one("SELECT COUNT(*) FROM orders", &[]).await.unwrap().get(0);
+    assert_eq!(n, m);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sessions_are_closed() {
+    let server = start("auth = \"trust\"\nidle_timeout_secs = 1\n");
+    let client = connect(server.port).await;
+    client.simple_query("SELECT 1").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(client.simple_query("SELECT 1").await.is_err());
+    assert!(client.is_closed());
+    let again = connect(server.port).await;
+    again.simple_query("SELECT 1").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_running_query_finish_then_stops() {
+    let mut server = start(TRUST);
+    let client = connect(server.port).await;
+    let running = tokio::spawn(async move {
+        client
+            .query_one(
+                "SELECT COUNT(*) FROM orders a, (SELECT * FROM orders LIMIT 400) b WHERE a.amount + b.amount > 0",
+                &[],
+            )
+            .await
+            .map(|r| r.get::<_, i64>(0))
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let answered = running.await.unwrap();
+    assert!(answered.is_ok(), "the running query was cut: {answered:?}");
+    let started = Instant::now();
+    loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            assert!(status.success(), "exit status {status}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "server did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(std::net::TcpStream::connect(("127.0.0.1", server.port)).is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_demo_fills_an_empty_directory_and_admits_psql_style_logins() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let server = spawn(
+        dir,
+        data,
+        port,
+        &["--demo", "--demo-orders", "3000", "--listen", &format!("127.0.0.1:{port}")],
+    );
+    let client = connect(server.port).await;
+    let n: i64 = client.query_one("SELECT COUNT(*) FROM orders", &[]).await.unwrap().get(0);
+    assert!(n > 2500, "{n}");
+    let layers = simple_rows(&client, "SELECT layer, COUNT(*) FROM customer_layers GROUP BY layer").await;
+    assert!(layers.len() >= 3, "{layers:?}");
+}

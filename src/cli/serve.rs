@@ -89,13 +89,18 @@ pub async fn run(warehouse: &Warehouse, args: ServeArgs) -> anyhow::Result<Done>
     if args.demo {
         if warehouse.version(TableKind::Orders).await?.is_none() {
             eprintln!("empty data directory: generating demo data first");
+            // A history that ends today, so that "who is slipping" has an answer right away.
+            let end = chrono::Utc::now().date_naive();
+            let start = end
+                .checked_sub_months(chrono::Months::new(42))
+                .unwrap_or(end);
             super::demo::run(
                 warehouse,
                 super::demo::DemoArgs {
                     orders: args.demo_orders,
                     seed: 42,
-                    start: chrono::NaiveDate::from_ymd_opt(2023, 1, 1).unwrap_or_default(),
-                    end: chrono::NaiveDate::from_ymd_opt(2026, 6, 30).unwrap_or_default(),
+                    start,
+                    end,
                     inputs: None,
                     input_format: crate::demo::InputFormat::Parquet,
                     no_ingest: false,

@@ -46,6 +46,8 @@ pub struct ConnState {
     busy: AtomicUsize,
     last_active: Mutex<Instant>,
     identity: Mutex<Option<(String, Role)>>,
+    /// The statement being run, logged when its last row is sent (or at once if it has none).
+    pending_log: Mutex<Option<(String, Instant)>>,
 }
 
 /// What a statement turns into before it runs.
@@ -93,7 +95,32 @@ impl ConnState {
             busy: AtomicUsize::new(0),
             last_active: Mutex::new(Instant::now()),
             identity: Mutex::new(None),
+            pending_log: Mutex::new(None),
         })
+    }
+
+    /// Remembers the statement about to run, for its log line.
+    pub fn begin_log(&self, sql: &str) {
+        if let Ok(mut p) = self.pending_log.lock() {
+            *p = Some((sql.chars().take(300).collect(), Instant::now()));
+        }
+    }
+
+    /// Logs the statement now unless its rows are still to be streamed (then the stream logs).
+    pub fn end_log(&self, error: Option<&PgWireError>) {
+        let pending = self.pending_log.lock().ok().and_then(|mut p| p.take());
+        if let Some((sql, started)) = pending {
+            self.log_line(&sql, started, None, error.map(error_text));
+        }
+    }
+
+    fn log_line(&self, sql: &str, started: Instant, rows: Option<usize>, error: Option<String>) {
+        let (user, _) = self.identity();
+        let ms = (started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0;
+        match error {
+            None => tracing::info!(conn = self.id, user, ms, rows, sql, "query"),
+            Some(error) => tracing::info!(conn = self.id, user, ms, rows, sql, error, "query failed"),
+        }
     }
 
     pub fn cancel(&self) {
@@ -479,7 +506,12 @@ impl ConnState {
             .map(|t| tokio::time::Instant::now() + t);
         self.busy.fetch_add(1, Ordering::SeqCst);
         self.shared.running_queries.fetch_add(1, Ordering::SeqCst);
-        let guard = BusyGuard { conn: self.clone() };
+        let guard = BusyGuard {
+            conn: self.clone(),
+            log: self.pending_log.lock().ok().and_then(|mut p| p.take()),
+            rows: 0,
+            error: None,
+        };
         let batches = futures::stream::unfold(
             (stream, guard, false),
             move |(mut stream, guard, done)| {
@@ -510,16 +542,28 @@ impl ConnState {
                             _ = sleep => Err(errors::canceled("statement timeout")),
                         }
                     };
+                    let mut guard = guard;
                     match next.await {
                         Ok(None) => None,
                         Ok(Some(Ok(batch))) => match to_wire_batch(batch) {
-                            Ok(b) => Some((Ok(b), (stream, guard, false))),
-                            Err(e) => Some((Err(e), (stream, guard, true))),
+                            Ok(b) => {
+                                guard.rows += b.num_rows();
+                                Some((Ok(b), (stream, guard, false)))
+                            }
+                            Err(e) => {
+                                guard.error = Some(error_text(&e));
+                                Some((Err(e), (stream, guard, true)))
+                            }
                         },
                         Ok(Some(Err(e))) => {
-                            Some((Err(errors::from_datafusion(e)), (stream, guard, true)))
+                            let e = errors::from_datafusion(e);
+                            guard.error = Some(error_text(&e));
+                            Some((Err(e), (stream, guard, true)))
                         }
-                        Err(e) => Some((Err(e), (stream, guard, true))),
+                        Err(e) => {
+                            guard.error = Some(error_text(&e));
+                            Some((Err(e), (stream, guard, true)))
+                        }
                     }
                 }
             },
@@ -732,6 +776,13 @@ impl ConnState {
     }
 }
 
+fn error_text(e: &PgWireError) -> String {
+    match e {
+        PgWireError::UserError(info) => format!("{} {}", info.code, info.message),
+        other => other.to_string(),
+    }
+}
+
 struct Busy<'a>(&'a AtomicUsize);
 
 impl Drop for Busy<'_> {
@@ -742,10 +793,17 @@ impl Drop for Busy<'_> {
 
 struct BusyGuard {
     conn: Arc<ConnState>,
+    log: Option<(String, Instant)>,
+    rows: usize,
+    error: Option<String>,
 }
 
 impl Drop for BusyGuard {
     fn drop(&mut self) {
+        if let Some((sql, started)) = self.log.take() {
+            let error = self.error.take();
+            self.conn.log_line(&sql, started, Some(self.rows), error);
+        }
         self.conn.busy.fetch_sub(1, Ordering::SeqCst);
         self.conn
             .shared

@@ -89,8 +89,36 @@ pub fn sqlstate(error: &DataFusionError) -> &'static str {
 /// Converts a DataFusion error into the wire error a client receives.
 pub fn from_datafusion(error: DataFusionError) -> PgWireError {
     let code = sqlstate(&error);
-    let message = clean_message(&error);
+    let message = postgres_message(code, clean_message(&error));
     pg_error(code, message)
+}
+
+/// PostgreSQL's wording for the errors clients match on, keeping DataFusion's hint.
+fn postgres_message(code: &str, message: String) -> String {
+    static FIELD: std::sync::LazyLock<Option<regex::Regex>> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"No field named ([^ .]+(?:\.[^ .]+)*)\.").ok());
+    static TABLE: std::sync::LazyLock<Option<regex::Regex>> =
+        std::sync::LazyLock::new(|| regex::Regex::new(r"table '([^']+)' not found").ok());
+    let capture = |re: &Option<regex::Regex>| {
+        re.as_ref()
+            .and_then(|re| re.captures(&message))
+            .and_then(|c| c.get(1))
+            .map(|m| m.as_str().trim_matches('"').to_string())
+    };
+    match code {
+        UNDEFINED_COLUMN => match capture(&FIELD) {
+            Some(name) => format!("column \"{name}\" does not exist ({message})"),
+            None => message,
+        },
+        UNDEFINED_TABLE => match capture(&TABLE) {
+            Some(name) => {
+                let short = name.rsplit('.').next().unwrap_or(&name).to_string();
+                format!("relation \"{short}\" does not exist")
+            }
+            None => message,
+        },
+        _ => message,
+    }
 }
 
 /// DataFusion prefixes messages with the error's kind ("Error during planning: ..."); clients

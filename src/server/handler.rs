@@ -240,16 +240,6 @@ pub struct Parser {
     conn: Arc<ConnState>,
 }
 
-fn log_query(conn: &ConnState, sql: &str, started: std::time::Instant, result: &PgWireResult<Response>) {
-    let (user, _) = conn.identity();
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
-    let sql: String = sql.chars().take(200).collect();
-    match result {
-        Ok(_) => tracing::info!(conn = conn.id, user, ms, sql, "query"),
-        Err(e) => tracing::info!(conn = conn.id, user, ms, sql, error = %e, "query failed"),
-    }
-}
-
 #[async_trait]
 impl SimpleQueryHandler for QueryHandler {
     async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
@@ -266,12 +256,12 @@ impl SimpleQueryHandler for QueryHandler {
         }
         let mut responses = Vec::with_capacity(statements.len());
         for p in &statements {
-            let started = std::time::Instant::now();
+            self.conn.begin_log(&p.sql);
             let result = self
                 .conn
                 .run(client, p, None, None, &Format::UnifiedText)
                 .await;
-            log_query(&self.conn, &p.sql, started, &result);
+            self.conn.end_log(result.as_ref().err());
             match result {
                 Ok(r) => responses.push(r),
                 Err(mut e) => {
@@ -372,8 +362,8 @@ impl ExtendedQueryHandler for QueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         self.conn.touch();
-        let started = std::time::Instant::now();
         let p = &portal.statement.statement;
+        self.conn.begin_log(&p.sql);
         let result = async {
             let params = match &p.plan {
                 Some(plan) => {
@@ -400,7 +390,7 @@ impl ExtendedQueryHandler for QueryHandler {
                 .await
         }
         .await;
-        log_query(&self.conn, &p.sql, started, &result);
+        self.conn.end_log(result.as_ref().err());
         result
     }
 
