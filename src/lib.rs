@@ -16,6 +16,7 @@ pub mod cli;
 pub mod demo;
 pub mod functions;
 pub mod ingest;
+pub mod ltv;
 pub mod server;
 pub mod session;
 pub mod storage;

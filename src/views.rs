@@ -40,6 +40,8 @@ pub const VIEWS: &[(&str, &str)] = &[
         "winback_candidates",
         include_str!("../sql/views/winback_candidates.sql"),
     ),
+    ("clv_models", include_str!("../sql/views/clv_models.sql")),
+    ("customer_clv", include_str!("../sql/views/customer_clv.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -5,6 +5,7 @@
 //! | settings | `as_of.rs` | `as_of()`, `rebuy_setting(name)`; settings `rebuy.as_of`, `rebuy.dormant_days`, … |
 //! | repurchase intervals | `repurchase.rs` | `repurchase_interval_days`, `median_repurchase_interval_days`, `repurchase_intervals`, `next_order_due`, `repurchase_cycle_class` |
 //! | RFM | `rfm.rs` | `rfm_segment` |
+//! | lifetime value | `ltv.rs` | `bgnbd_fit`, `mbgnbd_fit`, `gamma_gamma_fit`, `bgnbd_expected_purchases`, `bgnbd_p_alive`, `bgnbd_expected_purchases_new`, `mbgnbd_expected_purchases`, `mbgnbd_p_alive`, `gamma_gamma_expected_value`, `clv` |
 //!
 //! Every function carries a [`Documentation`](datafusion::logical_expr::Documentation) whose SQL
 //! example is executed by a test (`documented_examples_run`): the example is the contract.
@@ -15,6 +16,7 @@
 //! in [`scalar_functions`] or [`aggregate_functions`].
 
 pub mod as_of;
+pub mod ltv;
 pub mod repurchase;
 pub mod rfm;
 
@@ -63,6 +65,9 @@ pub fn scalar_functions() -> Vec<ScalarUDF> {
         ScalarUDF::from(repurchase::CycleClassFunc::default()),
         ScalarUDF::from(rfm::RfmSegmentFunc::default()),
     ]
+    .into_iter()
+    .chain(ltv::Apply::ALL.into_iter().map(|k| ScalarUDF::from(ltv::ApplyFunc::new(k))))
+    .collect()
 }
 
 pub fn aggregate_functions() -> Vec<AggregateUDF> {
@@ -75,6 +80,15 @@ pub fn aggregate_functions() -> Vec<AggregateUDF> {
     ]
     .into_iter()
     .map(|k| AggregateUDF::from(RepurchaseAggregate::new(k)))
+    .chain(
+        [
+            ltv::FitKind::Purchase(crate::ltv::PurchaseModel::BgNbd),
+            ltv::FitKind::Purchase(crate::ltv::PurchaseModel::MbgNbd),
+            ltv::FitKind::GammaGamma,
+        ]
+        .into_iter()
+        .map(|k| AggregateUDF::from(ltv::FitAggregate::new(k))),
+    )
     .collect()
 }
 
