@@ -32,7 +32,7 @@ import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 STREAM_SQL = "SELECT order_id, customer_id, order_ts, amount, currency, region, status FROM orders"
-SMALL_SQL = "SELECT rate_to_usd FROM fx_rates WHERE currency = %s AND rate_date = %s"
+SMALL_SQL = "SELECT to_usd FROM fx_rates WHERE currency = %s AND rate_date = %s"
 BIG_SQL = STREAM_SQL + " CROSS JOIN (SELECT 1 AS k UNION ALL SELECT 2 UNION ALL SELECT 3 UNION ALL SELECT 4 UNION ALL SELECT 5 UNION ALL SELECT 6 UNION ALL SELECT 7 UNION ALL SELECT 8 UNION ALL SELECT 9 UNION ALL SELECT 10) AS ten"
 
 
@@ -73,7 +73,7 @@ def start_postgres(work, csv_dir):
     run_pg(str(pgbin / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres")
     port = free_port()
     proc = subprocess.Popen(["runuser", "-u", "postgres", "--", str(pgbin / "postgres"), "-D", str(data),
-                             "-p", str(port), "-k", str(work), "-c", "listen_addresses=127.0.0.1",
+                             "-p", str(port), "-c", "unix_socket_directories=", "-c", "listen_addresses=127.0.0.1",
                              "-c", "max_connections=200", "-c", "shared_buffers=512MB"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_port(port)
@@ -83,7 +83,7 @@ def start_postgres(work, csv_dir):
         c.execute("""CREATE TABLE orders (order_id text PRIMARY KEY, customer_id text, order_ts timestamptz,
             amount double precision, currency text, region text, country text, category text, channel text,
             is_subscription boolean, status text, discount double precision, email_sha256 text)""")
-        c.execute("CREATE TABLE fx_rates (rate_date date, currency text, rate_to_usd double precision, PRIMARY KEY (currency, rate_date))")
+        c.execute("CREATE TABLE fx_rates (rate_date date, currency text, to_usd double precision, PRIMARY KEY (currency, rate_date))")
         for table in ("orders", "fx_rates"):
             for f in sorted(csv_dir.glob(f"{table}*.csv")):
                 with c.cursor().copy(f"COPY {table} FROM STDIN WITH (FORMAT csv, HEADER)") as cp:

@@ -36,6 +36,13 @@ use super::errors::{self, pg_error};
 use super::settings::Settings;
 use super::shared::Shared;
 
+/// Building the parser parses its token rewrite tables: done once.
+static PARSER: std::sync::LazyLock<
+    datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser,
+> = std::sync::LazyLock::new(
+    datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser::new,
+);
+
 pub struct ConnState {
     pub shared: Arc<Shared>,
     pub id: u64,
@@ -209,8 +216,7 @@ impl ConnState {
     /// DataFusion understands (CREATE EXTERNAL TABLE, COPY TO a path) comes back as one
     /// [`Kind::DataFusionText`] statement.
     pub fn parse(&self, sql: &str) -> PgWireResult<Vec<Prepared>> {
-        let parser = datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser::new();
-        match parser.parse(&super::rewrite::rewrite_text(sql)) {
+        match PARSER.parse(&super::rewrite::rewrite_text(sql)) {
             Ok(statements) => Ok(statements
                 .into_iter()
                 .map(|mut s| {

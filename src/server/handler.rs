@@ -25,6 +25,7 @@ use pgwire::api::{
 };
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
+use pgwire::messages::extendedquery::Execute;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use super::config::StoredPassword;
@@ -392,6 +393,73 @@ impl ExtendedQueryHandler for QueryHandler {
         .await;
         self.conn.end_log(result.as_ref().err());
         result
+    }
+
+    /// pgwire collects a portal's rows before sending them when the client sets no row limit;
+    /// here such a portal streams straight to the socket (bounded memory for any result size).
+    /// Executes with a row limit, or of a portal already started, take pgwire's path.
+    async fn on_execute<C>(&self, client: &mut C, message: Execute) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        use futures::SinkExt;
+        use pgwire::api::portal::PortalExecutionState;
+        use pgwire::api::store::Entry;
+        let name = message.name.as_deref().unwrap_or(pgwire::api::DEFAULT_NAME);
+        let portal = match client.portal_store().get_portal(name) {
+            Some(Entry::Value(p)) => p,
+            _ => return self._on_execute(client, message).await,
+        };
+        let fresh = matches!(*portal.state().lock().await, PortalExecutionState::Initial);
+        if message.max_rows != 0 || !fresh {
+            return self._on_execute(client, message).await;
+        }
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        let mut status = client.transaction_status();
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        let response =
+            <Self as ExtendedQueryHandler>::do_query(self, client, portal.as_ref(), 0).await;
+        *portal.state().lock().await = PortalExecutionState::Finished;
+        let outcome = match response {
+            Ok(Response::Query(results)) => {
+                pgwire::api::query::send_query_response(client, results, false).await
+            }
+            Ok(Response::EmptyQuery) => client
+                .feed(PgWireBackendMessage::EmptyQueryResponse(
+                    pgwire::messages::response::EmptyQueryResponse::new(),
+                ))
+                .await
+                .map_err(PgWireError::from),
+            Ok(Response::Execution(tag)) => {
+                pgwire::api::query::send_execution_response(client, tag).await
+            }
+            Ok(Response::TransactionStart(tag)) => {
+                status = status.to_in_transaction_state();
+                pgwire::api::query::send_execution_response(client, tag).await
+            }
+            Ok(Response::TransactionEnd(tag)) => {
+                status = status.to_idle_state();
+                pgwire::api::query::send_execution_response(client, tag).await
+            }
+            Ok(Response::Error(e)) => {
+                status = status.to_error_state();
+                client
+                    .send(PgWireBackendMessage::ErrorResponse((*e).into()))
+                    .await
+                    .map_err(PgWireError::from)
+            }
+            Ok(Response::CopyOut(copy)) => pgwire::api::copy::send_copy_out_response(client, copy).await,
+            Ok(_) => Err(errors::pg_error(errors::FEATURE_NOT_SUPPORTED, "COPY FROM is not supported")),
+            Err(e) => Err(e),
+        };
+        client.set_state(PgWireConnectionState::ReadyForQuery);
+        client.set_transaction_status(status);
+        outcome
     }
 
     async fn do_describe_statement<C>(
