@@ -37,6 +37,8 @@ pub enum ServeError {
     Storage(#[from] crate::storage::StorageError),
     #[error(transparent)]
     Session(#[from] crate::session::SessionError),
+    #[error(transparent)]
+    View(#[from] crate::views::ViewError),
     #[error("setting up pg_catalog: {0}")]
     Catalog(String),
     #[error("cannot listen on {addr}: {source}")]
