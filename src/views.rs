@@ -41,7 +41,10 @@ pub const VIEWS: &[(&str, &str)] = &[
         include_str!("../sql/views/winback_candidates.sql"),
     ),
     ("clv_models", include_str!("../sql/views/clv_models.sql")),
-    ("customer_clv", include_str!("../sql/views/customer_clv.sql")),
+    (
+        "customer_clv",
+        include_str!("../sql/views/customer_clv.sql"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

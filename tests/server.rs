@@ -87,7 +87,11 @@ pub fn spawn(dir: tempfile::TempDir, data: PathBuf, port: u16, extra: &[&str]) -
     server
 }
 
-pub async fn connect_as(port: u16, user: &str, password: Option<&str>) -> Result<Client, tokio_postgres::Error> {
+pub async fn connect_as(
+    port: u16,
+    user: &str,
+    password: Option<&str>,
+) -> Result<Client, tokio_postgres::Error> {
     let mut conf = format!("host=127.0.0.1 port={port} user={user} dbname=rebuy");
     if let Some(p) = password {
         conf.push_str(&format!(" password={p}"));
@@ -104,7 +108,9 @@ pub async fn connect(port: u16) -> Client {
 }
 
 fn sqlstate(e: &tokio_postgres::Error) -> String {
-    e.code().map(|c| c.code().to_string()).unwrap_or_else(|| format!("no code: {e}"))
+    e.code()
+        .map(|c| c.code().to_string())
+        .unwrap_or_else(|| format!("no code: {e}"))
 }
 
 async fn simple_rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
@@ -114,11 +120,9 @@ async fn simple_rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
         .unwrap()
         .into_iter()
         .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(
-                (0..r.len())
-                    .map(|i| r.get(i).map(str::to_string))
-                    .collect(),
-            ),
+            SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+            }
             _ => None,
         })
         .collect()
@@ -135,7 +139,10 @@ async fn both_protocols_answer_like_rebuy_query() {
     let rows = simple_rows(&client, "SELECT COUNT(*) FROM orders").await;
     assert_eq!(rows, vec![vec![Some(expected.clone())]]);
     // Extended protocol, binary results, a parameter whose type is inferred.
-    let region = query_one(&server.data, "SELECT region FROM orders ORDER BY order_id LIMIT 1");
+    let region = query_one(
+        &server.data,
+        "SELECT region FROM orders ORDER BY order_id LIMIT 1",
+    );
     let by_region: i64 = client
         .query_one("SELECT COUNT(*) FROM orders WHERE region = $1", &[&region])
         .await
@@ -157,7 +164,10 @@ async fn both_protocols_answer_like_rebuy_query() {
         .get(0);
     assert_eq!(
         champions.to_string(),
-        query_one(&server.data, "SELECT COUNT(*) FROM customer_rfm WHERE segment = 'Champions'")
+        query_one(
+            &server.data,
+            "SELECT COUNT(*) FROM customer_rfm WHERE segment = 'Champions'"
+        )
     );
     // A prepared statement executed twice with different parameters.
     let stmt = client
@@ -167,8 +177,16 @@ async fn both_protocols_answer_like_rebuy_query() {
         )
         .await
         .unwrap();
-    let a: String = client.query_one(&stmt, &[&5i64, &5i64, &5i64]).await.unwrap().get(0);
-    let b: String = client.query_one(&stmt, &[&1i64, &1i64, &1i64]).await.unwrap().get(0);
+    let a: String = client
+        .query_one(&stmt, &[&5i64, &5i64, &5i64])
+        .await
+        .unwrap()
+        .get(0);
+    let b: String = client
+        .query_one(&stmt, &[&1i64, &1i64, &1i64])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!((a.as_str(), b.as_str()), ("Champions", "Lost"));
 }
 
@@ -206,7 +224,11 @@ async fn binary_and_text_values_of_every_type() {
     let t = &text[0];
     assert_eq!(t[0].as_deref(), Some("t"));
     assert_eq!(t[7].as_deref(), Some("2026-07-01"));
-    assert!(t[8].as_deref().unwrap().starts_with("2026-07-01 12:34:56"), "{:?}", t[8]);
+    assert!(
+        t[8].as_deref().unwrap().starts_with("2026-07-01 12:34:56"),
+        "{:?}",
+        t[8]
+    );
     assert_eq!(t[10].as_deref(), Some("{1.5,2.5}"));
 }
 
@@ -224,7 +246,10 @@ async fn errors_carry_sqlstates_and_the_connection_stays_usable() {
         ("DROP VIEW customer_rfm", "25006"),
         ("CREATE TABLE x AS SELECT 1", "25006"),
         ("COPY orders TO '/tmp/rebuy-stolen.csv'", "42501"),
-        ("CREATE EXTERNAL TABLE t STORED AS CSV LOCATION '/etc/passwd'", "42501"),
+        (
+            "CREATE EXTERNAL TABLE t STORED AS CSV LOCATION '/etc/passwd'",
+            "42501",
+        ),
         ("SHOW no_such_setting", "42704"),
     ];
     for (sql, code) in cases {
@@ -234,7 +259,11 @@ async fn errors_carry_sqlstates_and_the_connection_stays_usable() {
             let extended = client.query(sql, &[]).await.unwrap_err();
             assert_eq!(sqlstate(&extended), code, "extended protocol: {sql}");
         }
-        let ok: i64 = client.query_one("SELECT 1::BIGINT", &[]).await.unwrap().get(0);
+        let ok: i64 = client
+            .query_one("SELECT 1::BIGINT", &[])
+            .await
+            .unwrap()
+            .get(0);
         assert_eq!(ok, 1);
     }
     assert!(!Path::new("/tmp/rebuy-stolen.csv").exists());
@@ -245,7 +274,9 @@ async fn settings_are_per_connection_and_answer_like_postgres() {
     let server = start(TRUST);
     let a = connect(server.port).await;
     let b = connect(server.port).await;
-    a.batch_execute("SET rebuy.as_of = '2025-01-01'").await.unwrap();
+    a.batch_execute("SET rebuy.as_of = '2025-01-01'")
+        .await
+        .unwrap();
     let as_of_a = simple_rows(&a, "SELECT CAST(as_of() AS VARCHAR)").await;
     assert_eq!(as_of_a[0][0].as_deref(), Some("2025-01-01"));
     let shown = simple_rows(&a, "SHOW rebuy.as_of").await;
@@ -253,19 +284,39 @@ async fn settings_are_per_connection_and_answer_like_postgres() {
     let as_of_b = simple_rows(&b, "SELECT CAST(as_of() AS VARCHAR)").await;
     assert_ne!(as_of_b[0][0].as_deref(), Some("2025-01-01"));
     let version = simple_rows(&a, "SELECT version()").await;
-    assert!(version[0][0].as_deref().unwrap().starts_with("PostgreSQL 16"));
-    let who = simple_rows(&a, "SELECT current_user, current_database(), current_schema()").await;
+    assert!(
+        version[0][0]
+            .as_deref()
+            .unwrap()
+            .starts_with("PostgreSQL 16")
+    );
+    let who = simple_rows(
+        &a,
+        "SELECT current_user, current_database(), current_schema()",
+    )
+    .await;
     assert_eq!(
         who[0],
-        vec![Some("analyst".into()), Some("rebuy".into()), Some("public".into())]
+        vec![
+            Some("analyst".into()),
+            Some("rebuy".into()),
+            Some("public".into())
+        ]
     );
-    a.batch_execute("SET statement_timeout = '2s'; SET application_name = 'tests'").await.unwrap();
-    assert_eq!(simple_rows(&a, "SHOW statement_timeout").await[0][0].as_deref(), Some("2s"));
+    a.batch_execute("SET statement_timeout = '2s'; SET application_name = 'tests'")
+        .await
+        .unwrap();
+    assert_eq!(
+        simple_rows(&a, "SHOW statement_timeout").await[0][0].as_deref(),
+        Some("2s")
+    );
     assert_eq!(
         simple_rows(&a, "SELECT current_setting('application_name')").await[0][0].as_deref(),
         Some("tests")
     );
-    a.batch_execute("BEGIN; SELECT 1; COMMIT; ROLLBACK; DISCARD ALL").await.unwrap();
+    a.batch_execute("BEGIN; SELECT 1; COMMIT; ROLLBACK; DISCARD ALL")
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -273,12 +324,18 @@ async fn statement_timeout_and_cancel_stop_a_query_with_57014() {
     let server = start(TRUST);
     let client = connect(server.port).await;
     let slow = "SELECT COUNT(*) FROM orders a, orders b, orders c WHERE a.amount + b.amount + c.amount < 0";
-    client.batch_execute("SET statement_timeout = 300").await.unwrap();
+    client
+        .batch_execute("SET statement_timeout = 300")
+        .await
+        .unwrap();
     let started = Instant::now();
     let e = client.simple_query(slow).await.unwrap_err();
     assert_eq!(sqlstate(&e), "57014");
     assert!(started.elapsed() < Duration::from_secs(10));
-    client.batch_execute("SET statement_timeout = 0").await.unwrap();
+    client
+        .batch_execute("SET statement_timeout = 0")
+        .await
+        .unwrap();
     let token = client.cancel_token();
     let canceller = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(400)).await;
@@ -289,7 +346,11 @@ async fn statement_timeout_and_cancel_stop_a_query_with_57014() {
     canceller.await.unwrap();
     assert_eq!(sqlstate(&e), "57014");
     assert!(started.elapsed() < Duration::from_secs(10));
-    let ok: i64 = client.query_one("SELECT 2::BIGINT", &[]).await.unwrap().get(0);
+    let ok: i64 = client
+        .query_one("SELECT 2::BIGINT", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(ok, 2);
 }
 
@@ -301,7 +362,9 @@ async fn too_many_connections_get_53300_and_others_keep_working() {
         for _ in 0..100 {
             match connect_as(port, "analyst", None).await {
                 Ok(c) => return c,
-                Err(e) if sqlstate(&e) == "53300" => tokio::time::sleep(Duration::from_millis(50)).await,
+                Err(e) if sqlstate(&e) == "53300" => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
                 Err(e) => panic!("{e}"),
             }
         }
@@ -309,7 +372,10 @@ async fn too_many_connections_get_53300_and_others_keep_working() {
     }
     let a = connect_patiently(server.port).await;
     let _b = connect_patiently(server.port).await;
-    let e = connect_as(server.port, "analyst", None).await.err().unwrap();
+    let e = connect_as(server.port, "analyst", None)
+        .await
+        .err()
+        .unwrap();
     assert_eq!(sqlstate(&e), "53300");
     let ok: i64 = a.query_one("SELECT 3::BIGINT", &[]).await.unwrap().get(0);
     assert_eq!(ok, 3);
@@ -341,28 +407,51 @@ async fn scram_logins_and_roles() {
         .output()
         .unwrap();
     assert!(!refused.status.success());
-    assert!(stderr(&refused).contains("trust is allowed on loopback only"), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("trust is allowed on loopback only"),
+        "{}",
+        stderr(&refused)
+    );
 
     let port = free_port();
     let server = spawn(dir, data, port, &["--listen", &format!("127.0.0.1:{port}")]);
-    let e = connect_as(server.port, "ana", Some("wrong")).await.err().unwrap();
+    let e = connect_as(server.port, "ana", Some("wrong"))
+        .await
+        .err()
+        .unwrap();
     assert_eq!(sqlstate(&e), "28P01");
-    let e = connect_as(server.port, "nobody", Some("x")).await.err().unwrap();
+    let e = connect_as(server.port, "nobody", Some("x"))
+        .await
+        .err()
+        .unwrap();
     assert_eq!(sqlstate(&e), "28P01");
-    let ana = connect_as(server.port, "ana", Some("pw-ana")).await.unwrap();
+    let ana = connect_as(server.port, "ana", Some("pw-ana"))
+        .await
+        .unwrap();
     let who = simple_rows(&ana, "SELECT current_user").await;
     assert_eq!(who[0][0].as_deref(), Some("ana"));
-    let e = ana.simple_query("CREATE VIEW v AS SELECT 1").await.unwrap_err();
+    let e = ana
+        .simple_query("CREATE VIEW v AS SELECT 1")
+        .await
+        .unwrap_err();
     assert_eq!(sqlstate(&e), "25006");
-    let root = connect_as(server.port, "root", Some("pw-root")).await.unwrap();
-    root.simple_query("CREATE VIEW admin_view AS SELECT 1 AS one").await.unwrap();
+    let root = connect_as(server.port, "root", Some("pw-root"))
+        .await
+        .unwrap();
+    root.simple_query("CREATE VIEW admin_view AS SELECT 1 AS one")
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_commits_are_seen_without_a_restart() {
     let server = start(TRUST);
     let client = connect(server.port).await;
-    let before: i64 = client.query_one("SELECT COUNT(*) FROM orders", &[]).await.unwrap().get(0);
+    let before: i64 = client
+        .query_one("SELECT COUNT(*) FROM orders", &[])
+        .await
+        .unwrap()
+        .get(0);
     let inputs = tempfile::tempdir().unwrap();
     let file = write(
         inputs.path(),
@@ -373,7 +462,11 @@ async fn new_commits_are_seen_without_a_restart() {
     );
     let out = rebuy(&server.data, &["ingest", "orders", file.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let after: i64 = client.query_one("SELECT COUNT(*) FROM orders", &[]).await.unwrap().get(0);
+    let after: i64 = client
+        .query_one("SELECT COUNT(*) FROM orders", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(after, before + 1);
 }
 
@@ -397,7 +490,10 @@ async fn copy_to_stdout_and_portal_row_limits() {
     // A portal read 2 rows at a time.
     let mut tx_client = connect(server.port).await;
     let tx = tx_client.transaction().await.unwrap();
-    let stmt = tx.prepare("SELECT order_id FROM orders ORDER BY order_id LIMIT 5").await.unwrap();
+    let stmt = tx
+        .prepare("SELECT order_id FROM orders ORDER BY order_id LIMIT 5")
+        .await
+        .unwrap();
     let portal = tx.bind(&stmt, &[]).await.unwrap();
     let first = tx.query_portal(&portal, 2).await.unwrap();
     let second = tx.query_portal(&portal, 2).await.unwrap();
@@ -416,7 +512,11 @@ async fn a_query_over_its_memory_limit_gets_53200_and_others_go_on() {
     let greedy = "SELECT array_agg(a.order_id || b.order_id) FROM orders a CROSS JOIN orders b";
     let e = client.simple_query(greedy).await.unwrap_err();
     assert_eq!(sqlstate(&e), "53200", "{e}");
-    let n: i64 = client.query_one("SELECT COUNT(*) FROM orders", &[]).await.unwrap().get(0);
+    let n: i64 = client
+        .query_one("SELECT COUNT(*) FROM orders", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert!(n > 0);
     // A sort larger than the limit spills to disk instead of failing.
     let sorted: i64 = client
@@ -437,7 +537,11 @@ async fn garbage_and_vanishing_clients_harm_nobody() {
     let good = connect(server.port).await;
     // Random bytes instead of a startup packet, a truncated packet, and a client that leaves
     // in the middle of a long query.
-    for junk in [&b"GET / HTTP/1.1\r\n\r\n"[..], &[0, 0, 0, 200, 1, 2][..], &[0xff; 64][..]] {
+    for junk in [
+        &b"GET / HTTP/1.1\r\n\r\n"[..],
+        &[0, 0, 0, 200, 1, 2][..],
+        &[0xff; 64][..],
+    ] {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
         let _ = s.write_all(junk);
     }
@@ -451,10 +555,18 @@ async fn garbage_and_vanishing_clients_harm_nobody() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         slow.abort();
     }
-    let n: i64 = good.query_one("SELECT COUNT(*) FROM orders", &[]).await.unwrap().get(0);
+    let n: i64 = good
+        .query_one("SELECT COUNT(*) FROM orders", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert!(n > 0);
     let fresh = connect(server.port).await;
-    let m: i64 = fresh.query_one("SELECT COUNT(*) FROM orders", &[]).await.unwrap().get(0);
+    let m: i64 = fresh
+        .query_one("SELECT COUNT(*) FROM orders", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, m);
 }
 
@@ -485,7 +597,13 @@ async fn sigterm_lets_a_running_query_finish_then_stops() {
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
     let pid = server.child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let answered = running.await.unwrap();
     assert!(answered.is_ok(), "the running query was cut: {answered:?}");
     let started = Instant::now();
@@ -494,7 +612,10 @@ async fn sigterm_lets_a_running_query_finish_then_stops() {
             assert!(status.success(), "exit status {status}");
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(30), "server did not stop");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "server did not stop"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(std::net::TcpStream::connect(("127.0.0.1", server.port)).is_err());
@@ -509,11 +630,25 @@ async fn serve_demo_fills_an_empty_directory_and_admits_psql_style_logins() {
         dir,
         data,
         port,
-        &["--demo", "--demo-orders", "3000", "--listen", &format!("127.0.0.1:{port}")],
+        &[
+            "--demo",
+            "--demo-orders",
+            "3000",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ],
     );
     let client = connect(server.port).await;
-    let n: i64 = client.query_one("SELECT COUNT(*) FROM orders", &[]).await.unwrap().get(0);
+    let n: i64 = client
+        .query_one("SELECT COUNT(*) FROM orders", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert!(n > 2500, "{n}");
-    let layers = simple_rows(&client, "SELECT layer, COUNT(*) FROM customer_layers GROUP BY layer").await;
+    let layers = simple_rows(
+        &client,
+        "SELECT layer, COUNT(*) FROM customer_layers GROUP BY layer",
+    )
+    .await;
     assert!(layers.len() >= 3, "{layers:?}");
 }

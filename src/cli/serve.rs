@@ -71,7 +71,11 @@ pub async fn run_user(warehouse: &Warehouse, command: UserCommand) -> anyhow::Re
                 anyhow::bail!("empty password: give one in REBUY_PASSWORD or on stdin");
             }
             crate::server::config::add_user(&path, &name, role, &password)?;
-            println!("user {name} ({}) written to {}", role.name(), path.display());
+            println!(
+                "user {name} ({}) written to {}",
+                role.name(),
+                path.display()
+            );
             Ok(Done::Ok)
         }
     }

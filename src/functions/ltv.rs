@@ -146,7 +146,12 @@ impl FitAggregate {
     }
 }
 
-fn numeric_args(name: &str, types: &[DataType], required: usize, optional: usize) -> Result<Vec<DataType>> {
+fn numeric_args(
+    name: &str,
+    types: &[DataType],
+    required: usize,
+    optional: usize,
+) -> Result<Vec<DataType>> {
     if types.len() < required || types.len() > required + optional {
         let expected = if optional == 0 {
             format!("{required}")
@@ -233,15 +238,23 @@ impl AggregateUDFImpl for FitAggregate {
         let list = DataType::List(Arc::new(Field::new("item", DataType::Float64, true)));
         Ok(["a", "b", "c", "weight", "penalizer"]
             .iter()
-            .map(|n| Arc::new(Field::new(format!("{}[{n}]", args.name), list.clone(), true)))
+            .map(|n| {
+                Arc::new(Field::new(
+                    format!("{}[{n}]", args.name),
+                    list.clone(),
+                    true,
+                ))
+            })
             .collect())
     }
     fn documentation(&self) -> Option<&Documentation> {
-        Some(&FIT_DOCS[match self.kind {
-            FitKind::Purchase(PurchaseModel::BgNbd) => 0,
-            FitKind::Purchase(PurchaseModel::MbgNbd) => 1,
-            FitKind::GammaGamma => 2,
-        }])
+        Some(
+            &FIT_DOCS[match self.kind {
+                FitKind::Purchase(PurchaseModel::BgNbd) => 0,
+                FitKind::Purchase(PurchaseModel::MbgNbd) => 1,
+                FitKind::GammaGamma => 2,
+            }],
+        )
     }
 }
 
@@ -316,9 +329,13 @@ impl Accumulator for FitAccumulator {
         let lists: Vec<&ListArray> = states.iter().map(|s| s.as_list::<i32>()).collect();
         for row in 0..lists[0].len() {
             let cols: Vec<ArrayRef> = lists.iter().map(|l| l.value(row)).collect();
-            let f: Vec<&Float64Array> = cols.iter().map(|c| c.as_primitive::<Float64Type>()).collect();
+            let f: Vec<&Float64Array> = cols
+                .iter()
+                .map(|c| c.as_primitive::<Float64Type>())
+                .collect();
             for i in 0..f[0].len() {
-                self.obs.add(f[0].value(i), f[1].value(i), f[2].value(i), f[3].value(i));
+                self.obs
+                    .add(f[0].value(i), f[1].value(i), f[2].value(i), f[3].value(i));
             }
             if f[4].len() > 0 {
                 self.penalizer = Some(f[4].value(0));
@@ -404,31 +421,82 @@ static APPLY_DOCS: LazyLock<Vec<Documentation>> = LazyLock::new(|| {
             .build()
     };
     vec![
-        doc(Apply::Expected(PurchaseModel::BgNbd), "BG/NBD conditional expected number of purchases in the next `horizon` time units of a customer with (frequency, recency, t) (Fader, Hardie & Lee 2005, eq. 10).", "bgnbd_expected_purchases(model, frequency, recency, t, horizon)",
-            format!("SELECT round(bgnbd_expected_purchases(m, 2, 30.0, 40.0, 30.0), 6) > 0 AS positive FROM {}", fitted("bgnbd_fit")),
-            "+----------+\n| positive |\n+----------+\n| true     |\n+----------+"),
-        doc(Apply::PAlive(PurchaseModel::BgNbd), "BG/NBD probability that a customer with (frequency, recency, t) is still active; 1 for customers without repeat purchases (a property of BG/NBD; MBG/NBD does not have it).", "bgnbd_p_alive(model, frequency, recency, t)",
-            format!("SELECT bgnbd_p_alive(m, 0, 0.0, 40.0) AS one_time_buyer FROM {}", fitted("bgnbd_fit")),
-            "+----------------+\n| one_time_buyer |\n+----------------+\n| 1.0            |\n+----------------+"),
-        doc(Apply::ExpectedNew, "BG/NBD expected number of purchases of a new customer in `horizon` time units (eq. 9).", "bgnbd_expected_purchases_new(model, horizon)",
-            format!("SELECT bgnbd_expected_purchases_new(m, 0.0) AS at_zero FROM {}", fitted("bgnbd_fit")),
-            "+---------+\n| at_zero |\n+---------+\n| 0.0     |\n+---------+"),
-        doc(Apply::Expected(PurchaseModel::MbgNbd), "MBG/NBD conditional expected number of purchases in the next `horizon` time units.", "mbgnbd_expected_purchases(model, frequency, recency, t, horizon)",
-            format!("SELECT mbgnbd_expected_purchases(m, 1, 10.0, 40.0, 0.0) AS none_yet FROM {}", fitted("mbgnbd_fit")),
-            "+----------+\n| none_yet |\n+----------+\n| 0.0      |\n+----------+"),
-        doc(Apply::PAlive(PurchaseModel::MbgNbd), "MBG/NBD probability that a customer is still active; below 1 also for one-time buyers.", "mbgnbd_p_alive(model, frequency, recency, t)",
-            format!("SELECT mbgnbd_p_alive(m, 0, 0.0, 40.0) < 1 AS can_have_left FROM {}", fitted("mbgnbd_fit")),
-            "+---------------+\n| can_have_left |\n+---------------+\n| true          |\n+---------------+"),
-        doc(Apply::ExpectedValue, "Gamma-Gamma expected mean order value of a customer with `frequency` repeat purchases of mean `monetary_value`: a weighted mean of the customer's own mean and the population mean.", "gamma_gamma_expected_value(model, frequency, monetary_value)",
-            format!("SELECT gamma_gamma_expected_value(m, 0, 0.0) = m['v'] * m['p'] / (m['q'] - 1) AS population_mean FROM (SELECT gamma_gamma_fit(frequency, monetary_value) AS m FROM {SAMPLE})"),
-            "+-----------------+\n| population_mean |\n+-----------------+\n| true            |\n+-----------------+"),
-        doc(Apply::Clv, "Customer lifetime value over `months`: for each month the increase of expected purchases (BG/NBD or MBG/NBD, by the purchase model) times the Gamma-Gamma expected order value, discounted at `monthly_discount_rate`, as the lifetimes package computes it. A month is `periods_per_month` time units (default 30, for days).", "clv(purchase_model, spend_model, frequency, recency, t, monetary_value, months, monthly_discount_rate [, periods_per_month])",
-            format!("SELECT clv(b, g, 2, 30.0, 40.0, 25.0, 0, 0.01) AS no_months FROM (SELECT bgnbd_fit(frequency, recency, t) AS b, gamma_gamma_fit(frequency, monetary_value) AS g FROM {SAMPLE})"),
-            "+-----------+\n| no_months |\n+-----------+\n| 0.0       |\n+-----------+"),
+        doc(
+            Apply::Expected(PurchaseModel::BgNbd),
+            "BG/NBD conditional expected number of purchases in the next `horizon` time units of a customer with (frequency, recency, t) (Fader, Hardie & Lee 2005, eq. 10).",
+            "bgnbd_expected_purchases(model, frequency, recency, t, horizon)",
+            format!(
+                "SELECT round(bgnbd_expected_purchases(m, 2, 30.0, 40.0, 30.0), 6) > 0 AS positive FROM {}",
+                fitted("bgnbd_fit")
+            ),
+            "+----------+\n| positive |\n+----------+\n| true     |\n+----------+",
+        ),
+        doc(
+            Apply::PAlive(PurchaseModel::BgNbd),
+            "BG/NBD probability that a customer with (frequency, recency, t) is still active; 1 for customers without repeat purchases (a property of BG/NBD; MBG/NBD does not have it).",
+            "bgnbd_p_alive(model, frequency, recency, t)",
+            format!(
+                "SELECT bgnbd_p_alive(m, 0, 0.0, 40.0) AS one_time_buyer FROM {}",
+                fitted("bgnbd_fit")
+            ),
+            "+----------------+\n| one_time_buyer |\n+----------------+\n| 1.0            |\n+----------------+",
+        ),
+        doc(
+            Apply::ExpectedNew,
+            "BG/NBD expected number of purchases of a new customer in `horizon` time units (eq. 9).",
+            "bgnbd_expected_purchases_new(model, horizon)",
+            format!(
+                "SELECT bgnbd_expected_purchases_new(m, 0.0) AS at_zero FROM {}",
+                fitted("bgnbd_fit")
+            ),
+            "+---------+\n| at_zero |\n+---------+\n| 0.0     |\n+---------+",
+        ),
+        doc(
+            Apply::Expected(PurchaseModel::MbgNbd),
+            "MBG/NBD conditional expected number of purchases in the next `horizon` time units.",
+            "mbgnbd_expected_purchases(model, frequency, recency, t, horizon)",
+            format!(
+                "SELECT mbgnbd_expected_purchases(m, 1, 10.0, 40.0, 0.0) AS none_yet FROM {}",
+                fitted("mbgnbd_fit")
+            ),
+            "+----------+\n| none_yet |\n+----------+\n| 0.0      |\n+----------+",
+        ),
+        doc(
+            Apply::PAlive(PurchaseModel::MbgNbd),
+            "MBG/NBD probability that a customer is still active; below 1 also for one-time buyers.",
+            "mbgnbd_p_alive(model, frequency, recency, t)",
+            format!(
+                "SELECT mbgnbd_p_alive(m, 0, 0.0, 40.0) < 1 AS can_have_left FROM {}",
+                fitted("mbgnbd_fit")
+            ),
+            "+---------------+\n| can_have_left |\n+---------------+\n| true          |\n+---------------+",
+        ),
+        doc(
+            Apply::ExpectedValue,
+            "Gamma-Gamma expected mean order value of a customer with `frequency` repeat purchases of mean `monetary_value`: a weighted mean of the customer's own mean and the population mean.",
+            "gamma_gamma_expected_value(model, frequency, monetary_value)",
+            format!(
+                "SELECT gamma_gamma_expected_value(m, 0, 0.0) = m['v'] * m['p'] / (m['q'] - 1) AS population_mean FROM (SELECT gamma_gamma_fit(frequency, monetary_value) AS m FROM {SAMPLE})"
+            ),
+            "+-----------------+\n| population_mean |\n+-----------------+\n| true            |\n+-----------------+",
+        ),
+        doc(
+            Apply::Clv,
+            "Customer lifetime value over `months`: for each month the increase of expected purchases (BG/NBD or MBG/NBD, by the purchase model) times the Gamma-Gamma expected order value, discounted at `monthly_discount_rate`, as the lifetimes package computes it. A month is `periods_per_month` time units (default 30, for days).",
+            "clv(purchase_model, spend_model, frequency, recency, t, monetary_value, months, monthly_discount_rate [, periods_per_month])",
+            format!(
+                "SELECT clv(b, g, 2, 30.0, 40.0, 25.0, 0, 0.01) AS no_months FROM (SELECT bgnbd_fit(frequency, recency, t) AS b, gamma_gamma_fit(frequency, monetary_value) AS g FROM {SAMPLE})"
+            ),
+            "+-----------+\n| no_months |\n+-----------+\n| 0.0       |\n+-----------+",
+        ),
     ]
 });
 
-fn model_params(name: &str, array: &ArrayRef, fields: &[&str]) -> Result<(Vec<Float64Array>, Option<StringArray>)> {
+fn model_params(
+    name: &str,
+    array: &ArrayRef,
+    fields: &[&str],
+) -> Result<(Vec<Float64Array>, Option<StringArray>)> {
     let Some(s) = array.as_struct_opt() else {
         return plan_err!("{name}: the model argument must be a struct from a *_fit aggregate");
     };
@@ -438,7 +506,9 @@ fn model_params(name: &str, array: &ArrayRef, fields: &[&str]) -> Result<(Vec<Fl
             return Err(FunctionError::InvalidArgument {
                 function: leak(name),
                 argument: "model",
-                message: format!("has no field {f}: pass the struct of the matching *_fit aggregate"),
+                message: format!(
+                    "has no field {f}: pass the struct of the matching *_fit aggregate"
+                ),
             }
             .into());
         };
@@ -473,7 +543,11 @@ impl ScalarUDFImpl for ApplyFunc {
         if arg_types.len() < models + required || arg_types.len() > models + required + optional {
             return plan_err!(
                 "{name} takes {} arguments, got {}",
-                if optional == 0 { format!("{}", models + required) } else { format!("{} to {}", models + required, models + required + optional) },
+                if optional == 0 {
+                    format!("{}", models + required)
+                } else {
+                    format!("{} to {}", models + required, models + required + optional)
+                },
                 arg_types.len()
             );
         }
@@ -481,7 +555,10 @@ impl ScalarUDFImpl for ApplyFunc {
         for (i, t) in arg_types.iter().enumerate() {
             if i < models {
                 if !matches!(t, DataType::Struct(_)) {
-                    return plan_err!("{name}: argument {} must be a model struct from a *_fit aggregate, got {t}", i + 1);
+                    return plan_err!(
+                        "{name}: argument {} must be a model struct from a *_fit aggregate, got {t}",
+                        i + 1
+                    );
                 }
                 out.push(t.clone());
             } else {
@@ -505,18 +582,29 @@ impl ScalarUDFImpl for ApplyFunc {
             .map(|a| a.clone().into_array(rows))
             .collect::<Result<_>>()?;
         let (models, _, _) = self.kind.arity();
-        let nums: Vec<&Float64Array> = arrays[models..].iter().map(|a| a.as_primitive::<Float64Type>()).collect();
+        let nums: Vec<&Float64Array> = arrays[models..]
+            .iter()
+            .map(|a| a.as_primitive::<Float64Type>())
+            .collect();
         let purchase_fields = ["r", "alpha", "a", "b"];
         let mut out = Vec::with_capacity(rows);
         match self.kind {
             Apply::Expected(m) | Apply::PAlive(m) => {
                 let (p, _) = model_params(name, &arrays[0], &purchase_fields)?;
                 for i in 0..rows {
-                    let params: Option<Vec<f64>> = p.iter().map(|c| (!c.is_null(i)).then(|| c.value(i))).collect();
-                    let vals: Option<Vec<f64>> = nums.iter().map(|c| (!c.is_null(i)).then(|| c.value(i))).collect();
+                    let params: Option<Vec<f64>> = p
+                        .iter()
+                        .map(|c| (!c.is_null(i)).then(|| c.value(i)))
+                        .collect();
+                    let vals: Option<Vec<f64>> = nums
+                        .iter()
+                        .map(|c| (!c.is_null(i)).then(|| c.value(i)))
+                        .collect();
                     out.push(match (params, vals) {
                         (Some(p), Some(v)) => Some(match self.kind {
-                            Apply::Expected(_) => ltv::expected_purchases(m, &p, v[0], v[1], v[2], v[3]),
+                            Apply::Expected(_) => {
+                                ltv::expected_purchases(m, &p, v[0], v[1], v[2], v[3])
+                            }
                             _ => ltv::p_alive(m, &p, v[0], v[1], v[2]),
                         }),
                         _ => None,
@@ -526,7 +614,10 @@ impl ScalarUDFImpl for ApplyFunc {
             Apply::ExpectedNew => {
                 let (p, _) = model_params(name, &arrays[0], &purchase_fields)?;
                 for i in 0..rows {
-                    let params: Option<Vec<f64>> = p.iter().map(|c| (!c.is_null(i)).then(|| c.value(i))).collect();
+                    let params: Option<Vec<f64>> = p
+                        .iter()
+                        .map(|c| (!c.is_null(i)).then(|| c.value(i)))
+                        .collect();
                     out.push(match (params, nums[0].is_null(i)) {
                         (Some(p), false) => Some(ltv::expected_purchases_new(&p, nums[0].value(i))),
                         _ => None,
@@ -536,8 +627,14 @@ impl ScalarUDFImpl for ApplyFunc {
             Apply::ExpectedValue => {
                 let (p, _) = model_params(name, &arrays[0], &["p", "q", "v"])?;
                 for i in 0..rows {
-                    let params: Option<Vec<f64>> = p.iter().map(|c| (!c.is_null(i)).then(|| c.value(i))).collect();
-                    let vals: Option<Vec<f64>> = nums.iter().map(|c| (!c.is_null(i)).then(|| c.value(i))).collect();
+                    let params: Option<Vec<f64>> = p
+                        .iter()
+                        .map(|c| (!c.is_null(i)).then(|| c.value(i)))
+                        .collect();
+                    let vals: Option<Vec<f64>> = nums
+                        .iter()
+                        .map(|c| (!c.is_null(i)).then(|| c.value(i)))
+                        .collect();
                     out.push(match (params, vals) {
                         (Some(p), Some(v)) => Some(ltv::expected_value(&p, v[0], v[1])),
                         _ => None,
@@ -552,10 +649,23 @@ impl ScalarUDFImpl for ApplyFunc {
                         Some("mbgnbd") => PurchaseModel::MbgNbd,
                         _ => PurchaseModel::BgNbd,
                     };
-                    let pp: Option<Vec<f64>> = p.iter().map(|c| (!c.is_null(i)).then(|| c.value(i))).collect();
-                    let gg: Option<Vec<f64>> = g.iter().map(|c| (!c.is_null(i)).then(|| c.value(i))).collect();
-                    let vals: Option<Vec<f64>> = nums.iter().take(6).map(|c| (!c.is_null(i)).then(|| c.value(i))).collect();
-                    let per_month = nums.get(6).map(|c| if c.is_null(i) { 30.0 } else { c.value(i) }).unwrap_or(30.0);
+                    let pp: Option<Vec<f64>> = p
+                        .iter()
+                        .map(|c| (!c.is_null(i)).then(|| c.value(i)))
+                        .collect();
+                    let gg: Option<Vec<f64>> = g
+                        .iter()
+                        .map(|c| (!c.is_null(i)).then(|| c.value(i)))
+                        .collect();
+                    let vals: Option<Vec<f64>> = nums
+                        .iter()
+                        .take(6)
+                        .map(|c| (!c.is_null(i)).then(|| c.value(i)))
+                        .collect();
+                    let per_month = nums
+                        .get(6)
+                        .map(|c| if c.is_null(i) { 30.0 } else { c.value(i) })
+                        .unwrap_or(30.0);
                     out.push(match (pp, gg, vals) {
                         (Some(pp), Some(gg), Some(v)) => {
                             if v[4] < 0.0 || v[4] > 1200.0 || v[4].fract() != 0.0 {

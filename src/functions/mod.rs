@@ -66,7 +66,11 @@ pub fn scalar_functions() -> Vec<ScalarUDF> {
         ScalarUDF::from(rfm::RfmSegmentFunc::default()),
     ]
     .into_iter()
-    .chain(ltv::Apply::ALL.into_iter().map(|k| ScalarUDF::from(ltv::ApplyFunc::new(k))))
+    .chain(
+        ltv::Apply::ALL
+            .into_iter()
+            .map(|k| ScalarUDF::from(ltv::ApplyFunc::new(k))),
+    )
     .collect()
 }
 

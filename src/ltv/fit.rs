@@ -42,7 +42,13 @@ impl PurchaseData {
             .map(|i| (xi[i], ti[i], txi[i], rows[i].3))
             .collect();
         let total = rows.iter().map(|r| r.3).sum();
-        PurchaseData { xs, ts, txs, rows, total }
+        PurchaseData {
+            xs,
+            ts,
+            txs,
+            rows,
+            total,
+        }
     }
 
     pub fn total(&self) -> f64 {
@@ -62,16 +68,26 @@ impl PurchaseData {
             .iter()
             .map(|&x| {
                 let a1 = ln_gamma(r + x) - ln_gamma(r) + r * alpha.ln();
-                let a2 = ln_gamma(a + b) + ln_gamma(b + x + shift) - ln_gamma(b)
+                let a2 = ln_gamma(a + b) + ln_gamma(b + x + shift)
+                    - ln_gamma(b)
                     - ln_gamma(a + b + x + shift);
                 let d_r = digamma(r + x) - digamma(r) + alpha.ln();
                 let d_alpha = r / alpha;
                 let d_a = digamma(a + b) - digamma(a + b + x + shift);
-                let d_b = digamma(a + b) + digamma(b + x + shift) - digamma(b)
+                let d_b = digamma(a + b) + digamma(b + x + shift)
+                    - digamma(b)
                     - digamma(a + b + x + shift);
                 // ln(b + x - 1) for BG/NBD (x > 0), ln(b + x) for MBG/NBD
                 let lb = (b + x - 1.0 + shift).ln();
-                [a1 + a2, d_r, d_alpha, d_a, d_b, lb, 1.0 / (b + x - 1.0 + shift)]
+                [
+                    a1 + a2,
+                    d_r,
+                    d_alpha,
+                    d_a,
+                    d_b,
+                    lb,
+                    1.0 / (b + x - 1.0 + shift),
+                ]
             })
             .collect();
         let ln_t: Vec<f64> = self.ts.iter().map(|t| (alpha + t).ln()).collect();
@@ -250,10 +266,20 @@ pub fn minimize(f: &dyn Fn(&[f64]) -> (f64, Vec<f64>), x0: &[f64]) -> Minimum {
     let norm = |g: &[f64]| g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     for iteration in 1..=500u32 {
         if !fx.is_finite() || g.iter().any(|v| !v.is_finite()) {
-            return Minimum { x, f: fx, converged: false, iterations: iteration };
+            return Minimum {
+                x,
+                f: fx,
+                converged: false,
+                iterations: iteration,
+            };
         }
         if norm(&g) < 1e-10 {
-            return Minimum { x, f: fx, converged: true, iterations: iteration };
+            return Minimum {
+                x,
+                f: fx,
+                converged: true,
+                iterations: iteration,
+            };
         }
         let mut p: Vec<f64> = (0..n).map(|i| -dot(&h[i], &g)).collect();
         let mut slope = dot(&g, &p);
@@ -276,7 +302,12 @@ pub fn minimize(f: &dyn Fn(&[f64]) -> (f64, Vec<f64>), x0: &[f64]) -> Minimum {
             step *= 0.5;
         }
         let Some((xn, fxn, gn)) = accepted else {
-            return Minimum { x, f: fx, converged: norm(&g) < 1e-6, iterations: iteration };
+            return Minimum {
+                x,
+                f: fx,
+                converged: norm(&g) < 1e-6,
+                iterations: iteration,
+            };
         };
         let s: Vec<f64> = xn.iter().zip(&x).map(|(a, b)| a - b).collect();
         let y: Vec<f64> = gn.iter().zip(&g).map(|(a, b)| a - b).collect();
@@ -286,7 +317,8 @@ pub fn minimize(f: &dyn Fn(&[f64]) -> (f64, Vec<f64>), x0: &[f64]) -> Minimum {
             let yhy = dot(&y, &hy);
             for i in 0..n {
                 for j in 0..n {
-                    h[i][j] += (sy + yhy) * s[i] * s[j] / (sy * sy) - (hy[i] * s[j] + s[i] * hy[j]) / sy;
+                    h[i][j] +=
+                        (sy + yhy) * s[i] * s[j] / (sy * sy) - (hy[i] * s[j] + s[i] * hy[j]) / sy;
                 }
             }
         }
@@ -295,10 +327,20 @@ pub fn minimize(f: &dyn Fn(&[f64]) -> (f64, Vec<f64>), x0: &[f64]) -> Minimum {
         fx = fxn;
         g = gn;
         if settled && norm(&g) < 1e-7 {
-            return Minimum { x, f: fx, converged: true, iterations: iteration };
+            return Minimum {
+                x,
+                f: fx,
+                converged: true,
+                iterations: iteration,
+            };
         }
     }
-    Minimum { x, f: fx, converged: false, iterations: 500 }
+    Minimum {
+        x,
+        f: fx,
+        converged: false,
+        iterations: 500,
+    }
 }
 
 fn identity(n: usize) -> Vec<Vec<f64>> {
@@ -314,7 +356,12 @@ mod tests {
     /// The analytic gradients agree with central differences of the likelihoods.
     #[test]
     fn gradients_match_finite_differences() {
-        let rows = [(0.0, 0.0, 30.0, 2.0), (1.0, 10.0, 40.0, 1.0), (4.0, 33.5, 50.25, 3.0), (12.0, 90.0, 91.0, 1.0)];
+        let rows = [
+            (0.0, 0.0, 30.0, 2.0),
+            (1.0, 10.0, 40.0, 1.0),
+            (4.0, 33.5, 50.25, 3.0),
+            (12.0, 90.0, 91.0, 1.0),
+        ];
         let data = PurchaseData::new(&rows);
         for model in [PurchaseModel::BgNbd, PurchaseModel::MbgNbd] {
             let p = [0.7, 12.0, 0.9, 2.5];
@@ -326,10 +373,18 @@ mod tests {
                 let mut down = p;
                 down[i] -= h;
                 let numeric = (data.eval(model, &up).0 - data.eval(model, &down).0) / (2.0 * h);
-                assert!((numeric - g[i]).abs() < 1e-6 * numeric.abs().max(1.0), "{model:?} param {i}: {numeric} vs {}", g[i]);
+                assert!(
+                    (numeric - g[i]).abs() < 1e-6 * numeric.abs().max(1.0),
+                    "{model:?} param {i}: {numeric} vs {}",
+                    g[i]
+                );
             }
         }
-        let spend = SpendData::new(&[(1.0, 20.0, 0.0, 1.0), (3.0, 35.5, 0.0, 2.0), (7.0, 12.0, 0.0, 1.0)]);
+        let spend = SpendData::new(&[
+            (1.0, 20.0, 0.0, 1.0),
+            (3.0, 35.5, 0.0, 2.0),
+            (7.0, 12.0, 0.0, 1.0),
+        ]);
         let p = [3.0, 4.0, 20.0];
         let (_, g) = spend.eval(&p);
         for i in 0..3 {
@@ -339,7 +394,11 @@ mod tests {
             let mut down = p;
             down[i] -= h;
             let numeric = (spend.eval(&up).0 - spend.eval(&down).0) / (2.0 * h);
-            assert!((numeric - g[i]).abs() < 1e-6 * numeric.abs().max(1.0), "gamma-gamma param {i}: {numeric} vs {}", g[i]);
+            assert!(
+                (numeric - g[i]).abs() < 1e-6 * numeric.abs().max(1.0),
+                "gamma-gamma param {i}: {numeric} vs {}",
+                g[i]
+            );
         }
     }
 }

@@ -14,9 +14,9 @@
 //! (frequency, recency, t) triples with their counts.
 
 mod fit;
-pub mod special;
 #[cfg(test)]
 mod reference_tests;
+pub mod special;
 
 use special::{hyp2f1, ln_gamma};
 
@@ -91,7 +91,14 @@ impl Observations {
         let mut keys: Vec<_> = self.counts.iter().collect();
         keys.sort_by_key(|(k, _)| **k);
         keys.into_iter()
-            .map(|(k, w)| (f64::from_bits(k.0), f64::from_bits(k.1), f64::from_bits(k.2), *w))
+            .map(|(k, w)| {
+                (
+                    f64::from_bits(k.0),
+                    f64::from_bits(k.1),
+                    f64::from_bits(k.2),
+                    *w,
+                )
+            })
             .collect()
     }
 
@@ -141,7 +148,9 @@ pub fn mbgnbd_ll(p: &[f64], x: f64, tx: f64, t: f64) -> f64 {
 /// One repeat customer's log-likelihood of its mean spend under Gamma-Gamma.
 pub fn gamma_gamma_ll(p: &[f64], x: f64, m: f64) -> f64 {
     let (pp, q, v) = (p[0], p[1], p[2]);
-    ln_gamma(pp * x + q) - ln_gamma(pp * x) - ln_gamma(q) + q * v.ln() + (pp * x - 1.0) * m.ln()
+    ln_gamma(pp * x + q) - ln_gamma(pp * x) - ln_gamma(q)
+        + q * v.ln()
+        + (pp * x - 1.0) * m.ln()
         + (pp * x) * x.ln()
         - (pp * x + q) * (x * m + v).ln()
 }
@@ -187,7 +196,10 @@ pub fn fit_gamma_gamma(obs: &Observations, penalizer: f64) -> Result<Fit, LtvErr
     if rows.is_empty() {
         return Err(LtvError::NoData);
     }
-    if let Some(&(x, m, _, _)) = rows.iter().find(|r| !(r.0 > 0.0 && r.1 > 0.0 && r.1.is_finite())) {
+    if let Some(&(x, m, _, _)) = rows
+        .iter()
+        .find(|r| !(r.0 > 0.0 && r.1 > 0.0 && r.1.is_finite()))
+    {
         return Err(LtvError::BadInput(format!(
             "frequency {x}, monetary_value {m}: Gamma-Gamma needs frequency > 0 and monetary_value > 0"
         )));
@@ -240,7 +252,14 @@ fn ln_hyp2f1(a: f64, b: f64, c: f64, z: f64) -> f64 {
 }
 
 /// Expected purchases in the next `horizon` of a customer with (x, tx, t).
-pub fn expected_purchases(model: PurchaseModel, p: &[f64], x: f64, tx: f64, t: f64, horizon: f64) -> f64 {
+pub fn expected_purchases(
+    model: PurchaseModel,
+    p: &[f64],
+    x: f64,
+    tx: f64,
+    t: f64,
+    horizon: f64,
+) -> f64 {
     let (r, alpha, a, b) = (p[0], p[1], p[2], p[3]);
     if horizon <= 0.0 {
         return 0.0;
@@ -350,10 +369,20 @@ mod tests {
 
     #[test]
     fn the_fast_likelihood_equals_the_per_customer_formulas() {
-        let rows = [(0.0, 0.0, 30.0, 2.0), (1.0, 10.0, 40.0, 1.0), (4.0, 33.5, 50.25, 3.0)];
+        let rows = [
+            (0.0, 0.0, 30.0, 2.0),
+            (1.0, 10.0, 40.0, 1.0),
+            (4.0, 33.5, 50.25, 3.0),
+        ];
         let data = fit::PurchaseData::new(&rows);
         let p = [0.7, 12.0, 0.9, 2.5];
-        for (model, ll) in [(PurchaseModel::BgNbd, bgnbd_ll as fn(&[f64], f64, f64, f64) -> f64), (PurchaseModel::MbgNbd, mbgnbd_ll)] {
+        for (model, ll) in [
+            (
+                PurchaseModel::BgNbd,
+                bgnbd_ll as fn(&[f64], f64, f64, f64) -> f64,
+            ),
+            (PurchaseModel::MbgNbd, mbgnbd_ll),
+        ] {
             let want: f64 = rows.iter().map(|&(x, tx, t, w)| w * ll(&p, x, tx, t)).sum();
             assert!((data.eval(model, &p).0 - want).abs() < 1e-10 * want.abs());
         }
@@ -371,6 +400,9 @@ mod tests {
         );
         let mut bad = Observations::default();
         bad.add(1.0, 5.0, 2.0, 1.0);
-        assert!(matches!(fit_purchase(PurchaseModel::MbgNbd, &bad, 0.0), Err(LtvError::BadInput(_))));
+        assert!(matches!(
+            fit_purchase(PurchaseModel::MbgNbd, &bad, 0.0),
+            Err(LtvError::BadInput(_))
+        ));
     }
 }

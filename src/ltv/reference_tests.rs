@@ -22,7 +22,11 @@ fn read_csv(name: &str) -> Vec<HashMap<String, String>> {
         .records()
         .map(|r| {
             let r = r.unwrap();
-            headers.iter().map(str::to_string).zip(r.iter().map(str::to_string)).collect()
+            headers
+                .iter()
+                .map(str::to_string)
+                .zip(r.iter().map(str::to_string))
+                .collect()
         })
         .collect()
 }
@@ -37,13 +41,29 @@ fn cdnow() -> Cdnow {
     let f = |m: &HashMap<String, String>, k: &str| m[k].parse::<f64>().unwrap();
     let rows = read_csv("cdnow_summary.csv")
         .iter()
-        .map(|m| (f(m, "frequency"), f(m, "recency"), f(m, "t"), f(m, "monetary_value")))
+        .map(|m| {
+            (
+                f(m, "frequency"),
+                f(m, "recency"),
+                f(m, "t"),
+                f(m, "monetary_value"),
+            )
+        })
         .collect();
     let params = read_csv("reference_params.csv")
         .into_iter()
-        .map(|m| ((m["model"].clone(), m["parameter"].clone()), m["value"].parse().unwrap()))
+        .map(|m| {
+            (
+                (m["model"].clone(), m["parameter"].clone()),
+                m["value"].parse().unwrap(),
+            )
+        })
         .collect();
-    Cdnow { rows, params, predictions: read_csv("reference_predictions.csv") }
+    Cdnow {
+        rows,
+        params,
+        predictions: read_csv("reference_predictions.csv"),
+    }
 }
 
 fn rel(a: f64, b: f64) -> f64 {
@@ -69,19 +89,29 @@ fn spend_obs(c: &Cdnow) -> Observations {
 }
 
 fn reference(c: &Cdnow, model: &str, names: &[&str]) -> Vec<f64> {
-    names.iter().map(|n| c.params[&(model.to_string(), n.to_string())]).collect()
+    names
+        .iter()
+        .map(|n| c.params[&(model.to_string(), n.to_string())])
+        .collect()
 }
 
 #[test]
 fn fitted_parameters_match_lifetimes() {
     let c = cdnow();
-    for (model, kind) in [("bgnbd", PurchaseModel::BgNbd), ("mbgnbd", PurchaseModel::MbgNbd)] {
+    for (model, kind) in [
+        ("bgnbd", PurchaseModel::BgNbd),
+        ("mbgnbd", PurchaseModel::MbgNbd),
+    ] {
         let fit = fit_purchase(kind, &purchase_obs(&c), 0.0).unwrap();
         assert!(fit.converged, "{model}: {fit:?}");
         assert_eq!(fit.n, 2357);
         let want = reference(&c, model, &["r", "alpha", "a", "b"]);
         for (got, want) in fit.params.iter().zip(&want) {
-            assert!(rel(*got, *want) < 1e-3, "{model}: {:?} vs {want:?}", fit.params);
+            assert!(
+                rel(*got, *want) < 1e-3,
+                "{model}: {:?} vs {want:?}",
+                fit.params
+            );
         }
         // lifetimes fits on rescaled times, so its reported likelihood is not comparable; rebuy's
         // optimum must be at least as likely as lifetimes' parameters.
@@ -93,13 +123,21 @@ fn fitted_parameters_match_lifetimes() {
                 PurchaseModel::MbgNbd => mbgnbd_ll(&want, x, tx, t),
             })
             .sum();
-        assert!(fit.log_likelihood >= at_reference - 1e-6, "{model}: {} < {at_reference}", fit.log_likelihood);
+        assert!(
+            fit.log_likelihood >= at_reference - 1e-6,
+            "{model}: {} < {at_reference}",
+            fit.log_likelihood
+        );
     }
     let gg = fit_gamma_gamma(&spend_obs(&c), 0.0).unwrap();
     assert!(gg.converged);
     let want = reference(&c, "gamma_gamma", &["p", "q", "v"]);
     for (got, want) in gg.params.iter().zip(&want) {
-        assert!(rel(*got, *want) < 1e-3, "gamma-gamma: {:?} vs {want:?}", gg.params);
+        assert!(
+            rel(*got, *want) < 1e-3,
+            "gamma-gamma: {:?} vs {want:?}",
+            gg.params
+        );
     }
 }
 
@@ -109,14 +147,32 @@ fn check_predictions(c: &Cdnow, bg: &[f64], mbg: &[f64], gg: &[f64], tolerance: 
         let (x, tx, t, m) = *row;
         let w = |k: &str| want[k].parse::<f64>().unwrap();
         let checks = [
-            ("bgnbd_expected_10", expected_purchases(PurchaseModel::BgNbd, bg, x, tx, t, 10.0)),
-            ("bgnbd_expected_52", expected_purchases(PurchaseModel::BgNbd, bg, x, tx, t, 52.0)),
+            (
+                "bgnbd_expected_10",
+                expected_purchases(PurchaseModel::BgNbd, bg, x, tx, t, 10.0),
+            ),
+            (
+                "bgnbd_expected_52",
+                expected_purchases(PurchaseModel::BgNbd, bg, x, tx, t, 52.0),
+            ),
             ("bgnbd_p_alive", p_alive(PurchaseModel::BgNbd, bg, x, tx, t)),
-            ("mbgnbd_expected_10", expected_purchases(PurchaseModel::MbgNbd, mbg, x, tx, t, 10.0)),
-            ("mbgnbd_expected_52", expected_purchases(PurchaseModel::MbgNbd, mbg, x, tx, t, 52.0)),
-            ("mbgnbd_p_alive", p_alive(PurchaseModel::MbgNbd, mbg, x, tx, t)),
+            (
+                "mbgnbd_expected_10",
+                expected_purchases(PurchaseModel::MbgNbd, mbg, x, tx, t, 10.0),
+            ),
+            (
+                "mbgnbd_expected_52",
+                expected_purchases(PurchaseModel::MbgNbd, mbg, x, tx, t, 52.0),
+            ),
+            (
+                "mbgnbd_p_alive",
+                p_alive(PurchaseModel::MbgNbd, mbg, x, tx, t),
+            ),
             ("gg_expected_value", expected_value(gg, x, m)),
-            ("clv_12m", clv(PurchaseModel::BgNbd, bg, gg, x, tx, t, m, 12, 0.01, 4.345)),
+            (
+                "clv_12m",
+                clv(PurchaseModel::BgNbd, bg, gg, x, tx, t, m, 12, 0.01, 4.345),
+            ),
         ];
         for (name, got) in checks {
             let e = rel(got, w(name));
@@ -140,7 +196,10 @@ fn predictions_at_lifetimes_parameters_match() {
     for m in new {
         let h: f64 = m["horizon"].parse().unwrap();
         let want: f64 = m["bgnbd_expected_new"].parse().unwrap();
-        assert!(rel(expected_purchases_new(&bg, h), want) < 1e-8, "new customer, horizon {h}");
+        assert!(
+            rel(expected_purchases_new(&bg, h), want) < 1e-8,
+            "new customer, horizon {h}"
+        );
     }
 }
 

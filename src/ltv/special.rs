@@ -80,14 +80,21 @@ mod tests {
         ];
         for (x, want) in cases {
             let got = ln_gamma(x);
-            assert!(close(got, want, 1e-12) || (want == 0.0 && got.abs() < 1e-13), "ln_gamma({x}) = {got}, want {want}");
+            assert!(
+                close(got, want, 1e-12) || (want == 0.0 && got.abs() < 1e-13),
+                "ln_gamma({x}) = {got}, want {want}"
+            );
         }
     }
 
     #[test]
     fn hyp2f1_matches_scipy_on_bgnbd_arguments() {
         // scipy.special.hyp2f1 at arguments BG/NBD and MBG/NBD expectations use.
-        assert!(close(hyp2f1(2.24259, 4.4257, 3.2186, 0.3).unwrap(), 3.052_549_446_739_518_2, 1e-12));
+        assert!(close(
+            hyp2f1(2.24259, 4.4257, 3.2186, 0.3).unwrap(),
+            3.052_549_446_739_518_2,
+            1e-12
+        ));
         let z = 52.0 / (6.18 + 38.86 + 52.0);
         let got = hyp2f1(0.5248 + 10.0, 1.614 + 11.0, 0.891 + 1.614 + 10.0, z).unwrap();
         assert!(close(got, 3_471.609_602_140_736, 1e-11), "{got}");
@@ -97,12 +104,29 @@ mod tests {
     fn hyp2f1_matches_closed_forms() {
         // 2F1(1,1;2;z) = -ln(1-z)/z ; 2F1(a,b;b;z) = (1-z)^-a ; 2F1(1/2,1/2;3/2;z²) = asin(z)/z
         for z in [0.0, 0.1, 0.5, 0.9, 0.99] {
-            let want = if z == 0.0 { 1.0 } else { -(1.0f64 - z).ln() / z };
-            assert!(close(hyp2f1(1.0, 1.0, 2.0, z).unwrap(), want, 1e-12), "z={z}");
-            assert!(close(hyp2f1(2.7, 3.1, 3.1, z).unwrap(), (1.0 - z).powf(-2.7), 1e-12), "z={z}");
+            let want = if z == 0.0 {
+                1.0
+            } else {
+                -(1.0f64 - z).ln() / z
+            };
+            assert!(
+                close(hyp2f1(1.0, 1.0, 2.0, z).unwrap(), want, 1e-12),
+                "z={z}"
+            );
+            assert!(
+                close(
+                    hyp2f1(2.7, 3.1, 3.1, z).unwrap(),
+                    (1.0 - z).powf(-2.7),
+                    1e-12
+                ),
+                "z={z}"
+            );
             let s = z.sqrt();
             let want = if z == 0.0 { 1.0 } else { s.asin() / s };
-            assert!(close(hyp2f1(0.5, 0.5, 1.5, z).unwrap(), want, 1e-12), "z={z}");
+            assert!(
+                close(hyp2f1(0.5, 0.5, 1.5, z).unwrap(), want, 1e-12),
+                "z={z}"
+            );
         }
         assert!(hyp2f1(1.0, 1.0, 2.0, 1.0).is_none());
     }
@@ -120,8 +144,13 @@ pub fn digamma(mut x: f64) -> f64 {
     }
     let inv = 1.0 / x;
     let inv2 = inv * inv;
-    result + x.ln() - 0.5 * inv
-        - inv2 * (1.0 / 12.0 - inv2 * (1.0 / 120.0 - inv2 * (1.0 / 252.0 - inv2 * (1.0 / 240.0 - inv2 * (1.0 / 132.0)))))
+    result + x.ln()
+        - 0.5 * inv
+        - inv2
+            * (1.0 / 12.0
+                - inv2
+                    * (1.0 / 120.0
+                        - inv2 * (1.0 / 252.0 - inv2 * (1.0 / 240.0 - inv2 * (1.0 / 132.0)))))
 }
 
 #[cfg(test)]
@@ -139,7 +168,10 @@ mod digamma_tests {
             (123.4, 4.811_373_775_116_277_5),
         ] {
             let got = digamma(x);
-            assert!((got - want).abs() <= 1e-12 * want.abs().max(1.0), "digamma({x}) = {got}, want {want}");
+            assert!(
+                (got - want).abs() <= 1e-12 * want.abs().max(1.0),
+                "digamma({x}) = {got}, want {want}"
+            );
         }
     }
 }

@@ -238,11 +238,8 @@ impl StoredPassword {
 
     pub fn hash(password: &str) -> Self {
         let salt: [u8; 16] = rand::random();
-        let salted = pgwire::api::auth::sasl::scram::gen_salted_password(
-            password,
-            &salt,
-            SCRAM_ITERATIONS,
-        );
+        let salted =
+            pgwire::api::auth::sasl::scram::gen_salted_password(password, &salt, SCRAM_ITERATIONS);
         StoredPassword {
             iterations: SCRAM_ITERATIONS,
             salt: salt.to_vec(),
@@ -279,21 +276,19 @@ pub fn add_user(path: &Path, name: &str, role: Role, password: &str) -> Result<(
             });
         }
     };
-    let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
-        ConfigError::Invalid {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        }
-    })?;
+    let mut doc: toml_edit::DocumentMut =
+        text.parse()
+            .map_err(|e: toml_edit::TomlError| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
     let mut entry = toml_edit::Table::new();
     entry["name"] = toml_edit::value(name);
     entry["role"] = toml_edit::value(role.name());
     entry["password"] = toml_edit::value(StoredPassword::hash(password).render());
-    let users = doc
-        .entry("user")
-        .or_insert(toml_edit::Item::ArrayOfTables(
-            toml_edit::ArrayOfTables::new(),
-        ));
+    let users = doc.entry("user").or_insert(toml_edit::Item::ArrayOfTables(
+        toml_edit::ArrayOfTables::new(),
+    ));
     let Some(users) = users.as_array_of_tables_mut() else {
         return Err(ConfigError::Invalid {
             path: path.to_path_buf(),

@@ -19,8 +19,7 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::{
-    CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Expr, Set,
-    Statement,
+    CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Expr, Set, Statement,
 };
 use futures::StreamExt;
 use pgwire::api::Type;
@@ -126,7 +125,9 @@ impl ConnState {
         let ms = (started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0;
         match error {
             None => tracing::info!(conn = self.id, user, ms, rows, sql, "query"),
-            Some(error) => tracing::info!(conn = self.id, user, ms, rows, sql, error, "query failed"),
+            Some(error) => {
+                tracing::info!(conn = self.id, user, ms, rows, sql, error, "query failed")
+            }
         }
     }
 
@@ -342,7 +343,10 @@ impl ConnState {
         format: &Format,
     ) -> PgWireResult<Response>
     where
-        C: pgwire::api::ClientInfo + futures::Sink<pgwire::messages::PgWireBackendMessage> + Unpin + Send,
+        C: pgwire::api::ClientInfo
+            + futures::Sink<pgwire::messages::PgWireBackendMessage>
+            + Unpin
+            + Send,
         PgWireError: From<<C as futures::Sink<pgwire::messages::PgWireBackendMessage>>::Error>,
     {
         // A cancel request that arrived between statements is for nothing that runs now.
@@ -408,7 +412,11 @@ impl ConnState {
                 }
                 let format_options =
                     Arc::new(FormatOptions::from_client_metadata(client.metadata()));
-                Ok(Response::Query(self.encode(stream, format, format_options)?))
+                Ok(Response::Query(self.encode(
+                    stream,
+                    format,
+                    format_options,
+                )?))
             }
         }
     }
@@ -419,9 +427,21 @@ impl ConnState {
         &self,
         fut: impl std::future::Future<Output = PgWireResult<T>>,
     ) -> PgWireResult<T> {
-        let timeout = self.settings().statement_timeout();
+        let deadline = self
+            .settings()
+            .statement_timeout()
+            .map(|t| tokio::time::Instant::now() + t);
         self.busy.fetch_add(1, Ordering::SeqCst);
         let _busy = Busy(&self.busy);
+        self.until_stopped(fut, deadline).await?
+    }
+
+    /// Awaits `fut` unless a cancel request arrives or `deadline` passes first (57014).
+    async fn until_stopped<T>(
+        &self,
+        fut: impl std::future::Future<Output = T>,
+        deadline: Option<tokio::time::Instant>,
+    ) -> PgWireResult<T> {
         let cancel = self.cancel_notify.notified();
         tokio::pin!(cancel);
         cancel.as_mut().enable();
@@ -429,13 +449,13 @@ impl ConnState {
             return Err(errors::canceled("user request"));
         }
         let sleep = async {
-            match timeout {
-                Some(t) => tokio::time::sleep(t).await,
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
                 None => std::future::pending::<()>().await,
             }
         };
         tokio::select! {
-            r = fut => r,
+            r = fut => Ok(r),
             _ = cancel => {
                 self.canceled.store(false, Ordering::SeqCst);
                 Err(errors::canceled("user request"))
@@ -466,13 +486,14 @@ impl ConnState {
             while let Some(batch) = stream.next().await {
                 let batch = batch.map_err(errors::from_datafusion)?;
                 if batch.num_columns() == 1 && batch.schema().field(0).name() == "count" {
-                    count_column = datafusion::arrow::compute::cast(batch.column(0), &DataType::Int64)
-                        .ok()
-                        .and_then(|a| {
-                            a.as_any()
-                                .downcast_ref::<datafusion::arrow::array::Int64Array>()
-                                .map(|a| a.value(0) as usize)
-                        });
+                    count_column =
+                        datafusion::arrow::compute::cast(batch.column(0), &DataType::Int64)
+                            .ok()
+                            .and_then(|a| {
+                                a.as_any()
+                                    .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                                    .map(|a| a.value(0) as usize)
+                            });
                 }
                 rows += batch.num_rows();
             }
@@ -496,7 +517,10 @@ impl ConnState {
                 Some(options),
             )?,
         );
-        Ok(QueryResponse::new(fields.clone(), self.rows(stream, fields)))
+        Ok(QueryResponse::new(
+            fields.clone(),
+            self.rows(stream, fields),
+        ))
     }
 
     /// Encoded rows of `stream`; the connection counts as busy until the stream is dropped.
@@ -518,38 +542,16 @@ impl ConnState {
             rows: 0,
             error: None,
         };
-        let batches = futures::stream::unfold(
-            (stream, guard, false),
-            move |(mut stream, guard, done)| {
+        let batches =
+            futures::stream::unfold((stream, guard, false), move |(mut stream, guard, done)| {
                 let conn = conn.clone();
                 async move {
                     if done {
                         return None;
                     }
-                    let next = async {
-                        let cancel = conn.cancel_notify.notified();
-                        tokio::pin!(cancel);
-                        cancel.as_mut().enable();
-                        if conn.canceled.swap(false, Ordering::SeqCst) {
-                            return Err(errors::canceled("user request"));
-                        }
-                        let sleep = async {
-                            match deadline {
-                                Some(d) => tokio::time::sleep_until(d).await,
-                                None => std::future::pending::<()>().await,
-                            }
-                        };
-                        tokio::select! {
-                            b = stream.next() => Ok(b),
-                            _ = cancel => {
-                                conn.canceled.store(false, Ordering::SeqCst);
-                                Err(errors::canceled("user request"))
-                            }
-                            _ = sleep => Err(errors::canceled("statement timeout")),
-                        }
-                    };
+                    let next = conn.until_stopped(stream.next(), deadline).await;
                     let mut guard = guard;
-                    match next.await {
+                    match next {
                         Ok(None) => None,
                         Ok(Some(Ok(batch))) => match to_wire_batch(batch) {
                             Ok(b) => {
@@ -572,8 +574,7 @@ impl ConnState {
                         }
                     }
                 }
-            },
-        );
+            });
         batches
             .flat_map(move |batch| {
                 let items: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send + Sync> =
@@ -648,7 +649,12 @@ impl ConnState {
             } else {
                 settings.set(&name, value)
             }
-            .map(|display| (display.clone(), settings.get(&display).unwrap_or("").to_string()))
+            .map(|display| {
+                (
+                    display.clone(),
+                    settings.get(&display).unwrap_or("").to_string(),
+                )
+            })
         };
         if let Some((display, value)) = report {
             client
@@ -673,8 +679,10 @@ impl ConnState {
                     rows.push((e.key.clone(), e.value.clone().unwrap_or_default()));
                 }
             }
-            let names: ArrayRef = Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.0)));
-            let values: ArrayRef = Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.1)));
+            let names: ArrayRef =
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.0)));
+            let values: ArrayRef =
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.1)));
             let schema = Arc::new(Schema::new(vec![
                 Field::new("name", DataType::Utf8, false),
                 Field::new("setting", DataType::Utf8, false),
@@ -690,7 +698,11 @@ impl ConnState {
             )
         })?;
         let column = show_column_name(name);
-        let schema = Arc::new(Schema::new(vec![Field::new(&column, DataType::Utf8, false)]));
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            &column,
+            DataType::Utf8,
+            false,
+        )]));
         let batch = RecordBatch::try_new(
             schema,
             vec![Arc::new(StringArray::from(vec![value])) as ArrayRef],
@@ -750,10 +762,16 @@ impl ConnState {
         };
         let parsed = self.parse(&sql)?;
         let Some(inner) = parsed.into_iter().next() else {
-            return Err(pg_error(errors::SYNTAX_ERROR, "COPY needs a query or a table"));
+            return Err(pg_error(
+                errors::SYNTAX_ERROR,
+                "COPY needs a query or a table",
+            ));
         };
         let Some(statement) = &inner.statement else {
-            return Err(pg_error(errors::SYNTAX_ERROR, "COPY needs a query or a table"));
+            return Err(pg_error(
+                errors::SYNTAX_ERROR,
+                "COPY needs a query or a table",
+            ));
         };
         let plan = self.plan(statement, &[]).await?;
         let ctx = self.session().await?;
@@ -778,7 +796,11 @@ impl ConnState {
         let head = futures::stream::iter(
             header.map(|h| Ok(pgwire::messages::copy::CopyData::new(h.into()))),
         );
-        Ok(Response::CopyOut(CopyResponse::new(0, columns, head.chain(data))))
+        Ok(Response::CopyOut(CopyResponse::new(
+            0,
+            columns,
+            head.chain(data),
+        )))
     }
 }
 
@@ -829,10 +851,7 @@ struct CopySpec {
 }
 
 impl CopySpec {
-    fn from_options(
-        options: &[CopyOption],
-        legacy: &[CopyLegacyOption],
-    ) -> PgWireResult<Self> {
+    fn from_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> PgWireResult<Self> {
         let mut spec = CopySpec {
             csv: false,
             header: false,
@@ -905,9 +924,8 @@ impl CopySpec {
                 None => out.extend_from_slice(self.null.as_bytes()),
                 Some(v) if self.csv => {
                     let needs_quotes = v.is_empty()
-                        || v.iter().any(|b| {
-                            *b == self.delimiter || matches!(*b, b'"' | b'\n' | b'\r')
-                        });
+                        || v.iter()
+                            .any(|b| *b == self.delimiter || matches!(*b, b'"' | b'\n' | b'\r'));
                     if needs_quotes {
                         out.push(b'"');
                         for b in v {
@@ -988,10 +1006,7 @@ fn first_line(e: &DataFusionError) -> String {
 
 fn value_text(e: &Expr) -> String {
     match e {
-        Expr::Value(v) => v
-            .clone()
-            .into_string()
-            .unwrap_or_else(|| v.to_string()),
+        Expr::Value(v) => v.clone().into_string().unwrap_or_else(|| v.to_string()),
         Expr::Identifier(i) => i.value.clone(),
         other => other.to_string().trim_matches('\'').to_string(),
     }
@@ -1097,7 +1112,11 @@ fn to_wire_batch(batch: RecordBatch) -> PgWireResult<RecordBatch> {
 }
 
 fn json_column(field: &Field, column: &ArrayRef) -> PgWireResult<ArrayRef> {
-    let one = Arc::new(Schema::new(vec![Field::new("v", field.data_type().clone(), true)]));
+    let one = Arc::new(Schema::new(vec![Field::new(
+        "v",
+        field.data_type().clone(),
+        true,
+    )]));
     let batch = RecordBatch::try_new(one, vec![column.clone()])
         .map_err(|e| pg_error(errors::INTERNAL_ERROR, e.to_string()))?;
     let mut buf = Vec::new();
@@ -1168,7 +1187,12 @@ pub fn parameter_types(plan: &LogicalPlan) -> PgWireResult<Vec<(Option<DataType>
         .map_err(errors::from_datafusion)?;
     let mut entries: Vec<(usize, Option<DataType>)> = types
         .into_iter()
-        .filter_map(|(k, v)| k.trim_start_matches('$').parse::<usize>().ok().map(|n| (n, v)))
+        .filter_map(|(k, v)| {
+            k.trim_start_matches('$')
+                .parse::<usize>()
+                .ok()
+                .map(|n| (n, v))
+        })
         .collect();
     entries.sort_by_key(|(n, _)| *n);
     let max = entries.last().map(|(n, _)| *n).unwrap_or(0);
@@ -1189,11 +1213,16 @@ pub fn parameter_types(plan: &LogicalPlan) -> PgWireResult<Vec<(Option<DataType>
 pub fn result_fields(p: &Prepared, format: &Format) -> PgWireResult<Vec<FieldInfo>> {
     match (&p.kind, &p.plan) {
         (Kind::Plan, Some(plan)) => {
-            if matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_)) {
+            if matches!(
+                plan,
+                LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_)
+            ) {
                 return Ok(vec![]);
             }
             let schema = wire_schema(&Arc::new(plan.schema().as_arrow().clone()));
-            datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields(&schema, format, None)
+            datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields(
+                &schema, format, None,
+            )
         }
         (Kind::Show(name), _) => {
             let column = if name.eq_ignore_ascii_case("all") {

@@ -32,7 +32,10 @@ pub fn pg_error(code: &str, message: impl Into<String>) -> PgWireError {
 }
 
 pub fn canceled(reason: &str) -> PgWireError {
-    pg_error(QUERY_CANCELED, format!("canceling statement due to {reason}"))
+    pg_error(
+        QUERY_CANCELED,
+        format!("canceling statement due to {reason}"),
+    )
 }
 
 /// The SQLSTATE PostgreSQL would give for this DataFusion error.
@@ -57,7 +60,8 @@ pub fn sqlstate(error: &DataFusionError) -> &'static str {
     let lower = text.to_ascii_lowercase();
     if lower.contains("no field named") {
         UNDEFINED_COLUMN
-    } else if (lower.contains("table") && (lower.contains("not found") || lower.contains("doesn't exist")))
+    } else if (lower.contains("table")
+        && (lower.contains("not found") || lower.contains("doesn't exist")))
         || lower.contains("no table named")
     {
         UNDEFINED_TABLE
@@ -67,17 +71,21 @@ pub fn sqlstate(error: &DataFusionError) -> &'static str {
         || (lower.contains("function") && lower.contains("not found"))
         || lower.contains("does not support inputs of type")
         || lower.contains("failed to coerce arguments")
-        || lower.contains("expects")
-            && (lower.contains("argument") || lower.contains("arguments"))
+        || lower.contains("expects") && (lower.contains("argument") || lower.contains("arguments"))
     {
         UNDEFINED_FUNCTION
     } else if lower.contains("divide by zero") || lower.contains("division by zero") {
         DIVISION_BY_ZERO
     } else if lower.contains("cannot cast") || lower.contains("cast error") {
         INVALID_TEXT_REPRESENTATION
-    } else if lower.contains("resources exhausted") || lower.contains("memory") && lower.contains("exceed") {
+    } else if lower.contains("resources exhausted")
+        || lower.contains("memory") && lower.contains("exceed")
+    {
         OUT_OF_MEMORY
-    } else if lower.contains("sql error") || lower.contains("parsererror") || lower.contains("expected") && lower.contains("found") {
+    } else if lower.contains("sql error")
+        || lower.contains("parsererror")
+        || lower.contains("expected") && lower.contains("found")
+    {
         SYNTAX_ERROR
     } else if matches!(root, DataFusionError::Plan(_)) {
         DATATYPE_MISMATCH
@@ -95,8 +103,9 @@ pub fn from_datafusion(error: DataFusionError) -> PgWireError {
 
 /// PostgreSQL's wording for the errors clients match on, keeping DataFusion's hint.
 fn postgres_message(code: &str, message: String) -> String {
-    static FIELD: std::sync::LazyLock<Option<regex::Regex>> =
-        std::sync::LazyLock::new(|| regex::Regex::new(r"No field named ([^ .]+(?:\.[^ .]+)*)\.").ok());
+    static FIELD: std::sync::LazyLock<Option<regex::Regex>> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"No field named ([^ .]+(?:\.[^ .]+)*)\.").ok()
+    });
     static TABLE: std::sync::LazyLock<Option<regex::Regex>> =
         std::sync::LazyLock::new(|| regex::Regex::new(r"table '([^']+)' not found").ok());
     let capture = |re: &Option<regex::Regex>| {
@@ -161,7 +170,9 @@ mod tests {
     async fn code_of(sql: &str) -> &'static str {
         let ctx = SessionContext::new();
         crate::functions::register_all(&ctx);
-        ctx.sql("CREATE TABLE t (a INT) AS VALUES (1)").await.unwrap();
+        ctx.sql("CREATE TABLE t (a INT) AS VALUES (1)")
+            .await
+            .unwrap();
         let err = match ctx.sql(sql).await {
             Ok(df) => df.collect().await.unwrap_err(),
             Err(e) => e,
@@ -175,6 +186,9 @@ mod tests {
         assert_eq!(code_of("SELECT * FROM nope").await, UNDEFINED_TABLE);
         assert_eq!(code_of("SELECT nope FROM t").await, UNDEFINED_COLUMN);
         assert_eq!(code_of("SELECT no_such_fn(1)").await, UNDEFINED_FUNCTION);
-        assert_eq!(code_of("SELECT rfm_segment(9, 1, 1)").await, INVALID_PARAMETER_VALUE);
+        assert_eq!(
+            code_of("SELECT rfm_segment(9, 1, 1)").await,
+            INVALID_PARAMETER_VALUE
+        );
     }
 }

@@ -10,13 +10,14 @@ use futures::Sink;
 use pgwire::api::auth::sasl::SASLAuthStartupHandler;
 use pgwire::api::auth::sasl::scram::ScramAuth;
 use pgwire::api::auth::{
-    AuthSource, DefaultServerParameterProvider, LoginInfo, Password,
-    StartupHandler,
+    AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
 };
 use pgwire::api::cancel::CancelHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use pgwire::api::results::{DescribePortalResponse, DescribeStatementResponse, FieldInfo, Response};
+use pgwire::api::results::{
+    DescribePortalResponse, DescribeStatementResponse, FieldInfo, Response,
+};
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{
@@ -168,7 +169,11 @@ enum Startup {
 
 #[async_trait]
 impl StartupHandler for Startup {
-    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
     where
         C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
         C::Error: Debug,
@@ -453,8 +458,13 @@ impl ExtendedQueryHandler for QueryHandler {
                     .await
                     .map_err(PgWireError::from)
             }
-            Ok(Response::CopyOut(copy)) => pgwire::api::copy::send_copy_out_response(client, copy).await,
-            Ok(_) => Err(errors::pg_error(errors::FEATURE_NOT_SUPPORTED, "COPY FROM is not supported")),
+            Ok(Response::CopyOut(copy)) => {
+                pgwire::api::copy::send_copy_out_response(client, copy).await
+            }
+            Ok(_) => Err(errors::pg_error(
+                errors::FEATURE_NOT_SUPPORTED,
+                "COPY FROM is not supported",
+            )),
             Err(e) => Err(e),
         };
         client.set_state(PgWireConnectionState::ReadyForQuery);
@@ -504,7 +514,8 @@ impl ExtendedQueryHandler for QueryHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let fields = conn::result_fields(&portal.statement.statement, &portal.result_column_format)?;
+        let fields =
+            conn::result_fields(&portal.statement.statement, &portal.result_column_format)?;
         Ok(DescribePortalResponse::new(fields))
     }
 }
@@ -526,12 +537,22 @@ pub async fn refuse_connection(mut socket: tokio::net::TcpStream, code: &str, me
     let work = async {
         let mut first = read_packet(&mut socket).await?;
         // SSLRequest / GSSENCRequest: answer "no", then read the real startup packet.
-        while first.len() == 4 && matches!(u32::from_be_bytes([first[0], first[1], first[2], first[3]]), 80877103 | 80877104) {
+        while first.len() == 4
+            && matches!(
+                u32::from_be_bytes([first[0], first[1], first[2], first[3]]),
+                80877103 | 80877104
+            )
+        {
             socket.write_all(b"N").await.ok()?;
             first = read_packet(&mut socket).await?;
         }
         let mut body = Vec::new();
-        for (tag, value) in [(b'S', "FATAL"), (b'V', "FATAL"), (b'C', code), (b'M', message)] {
+        for (tag, value) in [
+            (b'S', "FATAL"),
+            (b'V', "FATAL"),
+            (b'C', code),
+            (b'M', message),
+        ] {
             body.push(tag);
             body.extend_from_slice(value.as_bytes());
             body.push(0);

@@ -158,7 +158,9 @@ pub async fn serve(
         running = shared.running_queries.load(Ordering::SeqCst),
         "shutting down: no new connections; waiting for running queries"
     );
-    while shared.running_queries.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+    while shared.running_queries.load(Ordering::SeqCst) > 0
+        && tokio::time::Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tracing::info!("stopped");
@@ -179,7 +181,10 @@ fn tls_acceptor(
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| ServeError::Tls(format!("{}: {e}", cert.display())))?;
     if certs.is_empty() {
-        return Err(ServeError::Tls(format!("{}: no certificate found", cert.display())));
+        return Err(ServeError::Tls(format!(
+            "{}: no certificate found",
+            cert.display()
+        )));
     }
     let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
         .map_err(|e| ServeError::Tls(format!("{}: {e}", key.display())))?

@@ -108,8 +108,8 @@ async fn hold_small_tables_in_memory(ctx: &SessionContext) -> Result<(), ServeEr
         }
         let schema = df.schema().as_arrow().clone();
         let batches = df.collect().await.map_err(err)?;
-        let table = datafusion::catalog::MemTable::try_new(Arc::new(schema), vec![batches])
-            .map_err(err)?;
+        let table =
+            datafusion::catalog::MemTable::try_new(Arc::new(schema), vec![batches]).map_err(err)?;
         let _ = ctx.deregister_table(name);
         ctx.register_table(name, Arc::new(table)).map_err(err)?;
         changed = true;
@@ -284,7 +284,9 @@ impl ScalarUDFImpl for CurrentSetting {
         }
         let array: ArrayRef = Arc::new(StringArray::from(out));
         if matches!(args.args[0], ColumnarValue::Scalar(_)) {
-            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?));
+            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
+                &array, 0,
+            )?));
         }
         Ok(ColumnarValue::Array(array))
     }
@@ -355,7 +357,10 @@ struct ToRegtype {
 }
 
 fn type_oid(name: &str) -> Option<i32> {
-    let n = name.trim().trim_start_matches("pg_catalog.").to_ascii_lowercase();
+    let n = name
+        .trim()
+        .trim_start_matches("pg_catalog.")
+        .to_ascii_lowercase();
     Some(match n.as_str() {
         "bool" | "boolean" => 16,
         "bytea" => 17,
@@ -402,7 +407,9 @@ impl ScalarUDFImpl for ToRegtype {
             names.iter().map(|n| n.and_then(type_oid)).collect();
         let array: ArrayRef = Arc::new(out);
         if matches!(args.args[0], ColumnarValue::Scalar(_)) {
-            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(&array, 0)?));
+            return Ok(ColumnarValue::Scalar(ScalarValue::try_from_array(
+                &array, 0,
+            )?));
         }
         Ok(ColumnarValue::Array(array))
     }
@@ -432,9 +439,9 @@ fn json_value(v: &ScalarValue) -> serde_json::Value {
         ScalarValue::UInt64(Some(n)) => Value::from(*n),
         ScalarValue::Float32(Some(n)) => Value::from(*n),
         ScalarValue::Float64(Some(n)) => Value::from(*n),
-        ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => {
-            Value::String(s.clone())
-        }
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::Utf8View(Some(s))
+        | ScalarValue::LargeUtf8(Some(s)) => Value::String(s.clone()),
         other => Value::String(other.to_string()),
     }
 }

@@ -11,14 +11,24 @@ use std::ops::ControlFlow;
 use datafusion::sql::sqlparser::ast::helpers::attached_token::AttachedToken;
 
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, CaseWhen, Query, TableFactor, Value, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList, FunctionArguments,
-    GroupByExpr, Ident, ObjectName, SelectItem, SetExpr, Statement, ValueWithSpan,
-    visit_expressions_mut,
+    BinaryOperator, CaseWhen, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArgumentList,
+    FunctionArguments, GroupByExpr, Ident, ObjectName, Query, SelectItem, SetExpr, Statement,
+    TableFactor, Value, ValueWithSpan, visit_expressions_mut,
 };
 
 const AGGREGATES: &[&str] = &[
-    "count", "sum", "min", "max", "avg", "array_agg", "string_agg", "bool_and", "bool_or",
-    "every", "first_value", "last_value",
+    "count",
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "array_agg",
+    "string_agg",
+    "bool_and",
+    "bool_or",
+    "every",
+    "first_value",
+    "last_value",
 ];
 
 /// Text-level rewrites, before parsing: `'pg_catalog.array_in'::regproc` compares a
@@ -26,8 +36,10 @@ const AGGREGATES: &[&str] = &[
 /// dropped and the bare name kept.
 pub fn rewrite_text(sql: &str) -> std::borrow::Cow<'_, str> {
     static REGPROC: std::sync::LazyLock<Option<regex::Regex>> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(r"(?i)'(?:pg_catalog\.)?([A-Za-z_][A-Za-z0-9_]*)'\s*::\s*(?:pg_catalog\.)?regproc\b")
-            .ok()
+        regex::Regex::new(
+            r"(?i)'(?:pg_catalog\.)?([A-Za-z_][A-Za-z0-9_]*)'\s*::\s*(?:pg_catalog\.)?regproc\b",
+        )
+        .ok()
     });
     match REGPROC.as_ref() {
         Some(re) if sql.contains("regproc") => re.replace_all(sql, "'$1'"),
@@ -64,9 +76,7 @@ pub fn rewrite(statement: &mut Statement) {
         }
         match expr {
             Expr::Subquery(query) => {
-                if query.order_by.is_none()
-                    && query.limit_clause.is_none()
-                    && query.fetch.is_none()
+                if query.order_by.is_none() && query.limit_clause.is_none() && query.fetch.is_none()
                 {
                     aggregate_single_value(&mut query.body);
                 }
@@ -90,7 +100,9 @@ pub fn rewrite(statement: &mut Statement) {
 
 /// The highest placeholder number in `statement`, and the SQL types of those written as
 /// `$n::TYPE` / `CAST($n AS TYPE)` (PostgreSQL infers a parameter's type from such a cast).
-pub fn placeholder_casts(statement: &Statement) -> (usize, std::collections::HashMap<usize, String>) {
+pub fn placeholder_casts(
+    statement: &Statement,
+) -> (usize, std::collections::HashMap<usize, String>) {
     let mut max = 0usize;
     let mut types = std::collections::HashMap::new();
     let mut copy = statement.clone();
@@ -105,7 +117,9 @@ pub fn placeholder_casts(statement: &Statement) -> (usize, std::collections::Has
         if let Some(n) = number(e) {
             max = max.max(n);
         }
-        if let Expr::Cast { expr, data_type, .. } = e
+        if let Expr::Cast {
+            expr, data_type, ..
+        } = e
             && let Some(n) = number(expr)
         {
             types.entry(n).or_insert_with(|| data_type.to_string());
@@ -243,7 +257,11 @@ fn move_outer_only_filters(query: &mut Query) {
                 TableFactor::Table { name, alias, .. } => {
                     inner.push(match alias {
                         Some(a) => a.name.value.to_ascii_lowercase(),
-                        None => name.0.last().map(|p| p.to_string().to_ascii_lowercase()).unwrap_or_default(),
+                        None => name
+                            .0
+                            .last()
+                            .map(|p| p.to_string().to_ascii_lowercase())
+                            .unwrap_or_default(),
                     });
                 }
                 TableFactor::Derived { alias: Some(a), .. } => {
@@ -263,13 +281,15 @@ fn move_outer_only_filters(query: &mut Query) {
         .partition(|c| matches!(side_of(c, &inner), Side::Outer));
     if !outer_only.is_empty() {
         let equality = rest.iter_mut().find_map(|c| match c {
-            Expr::BinaryOp { left, op: BinaryOperator::Eq, right } => {
-                match (side_of(left, &inner), side_of(right, &inner)) {
-                    (Side::Inner, Side::Outer) => Some(right),
-                    (Side::Outer, Side::Inner) => Some(left),
-                    _ => None,
-                }
-            }
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::Eq,
+                right,
+            } => match (side_of(left, &inner), side_of(right, &inner)) {
+                (Side::Inner, Side::Outer) => Some(right),
+                (Side::Outer, Side::Inner) => Some(left),
+                _ => None,
+            },
             _ => None,
         });
         match equality {
@@ -283,7 +303,10 @@ fn move_outer_only_filters(query: &mut Query) {
                     case_token: AttachedToken::empty(),
                     end_token: AttachedToken::empty(),
                     operand: None,
-                    conditions: vec![CaseWhen { condition, result: value }],
+                    conditions: vec![CaseWhen {
+                        condition,
+                        result: value,
+                    }],
                     else_result: None,
                 };
             }
@@ -303,11 +326,23 @@ fn and(a: Expr, b: Expr) -> Expr {
 
 fn split_and(e: Expr, out: &mut Vec<Expr>) {
     match e {
-        Expr::BinaryOp { left, op: BinaryOperator::And, right } => {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
             split_and(*left, out);
             split_and(*right, out);
         }
-        Expr::Nested(inner) if matches!(inner.as_ref(), Expr::BinaryOp { op: BinaryOperator::And, .. }) => {
+        Expr::Nested(inner)
+            if matches!(
+                inner.as_ref(),
+                Expr::BinaryOp {
+                    op: BinaryOperator::And,
+                    ..
+                }
+            ) =>
+        {
             split_and(*inner, out)
         }
         other => out.push(other),
@@ -372,7 +407,10 @@ fn backslash_escape(pattern: &mut Box<Expr>, escape: &mut Option<ValueWithSpan>)
     .and_then(|mut p| p.parse_expr()) else {
         return;
     };
-    let original = std::mem::replace(pattern.as_mut(), Expr::value(datafusion::sql::sqlparser::ast::Value::Null));
+    let original = std::mem::replace(
+        pattern.as_mut(),
+        Expr::value(datafusion::sql::sqlparser::ast::Value::Null),
+    );
     let mut original = Some(original);
     let _ = visit_expressions_mut(&mut template, |e| {
         if matches!(e, Expr::Identifier(i) if i.value == "x")
@@ -405,7 +443,10 @@ fn aggregate_single_value(body: &mut SetExpr) {
     if contains_aggregate(slot) {
         return;
     }
-    let inner = std::mem::replace(slot, Expr::value(datafusion::sql::sqlparser::ast::Value::Null));
+    let inner = std::mem::replace(
+        slot,
+        Expr::value(datafusion::sql::sqlparser::ast::Value::Null),
+    );
     *slot = Expr::Function(Function {
         name: ObjectName::from(vec![Ident::new("max")]),
         uses_odbc_syntax: false,
@@ -444,7 +485,9 @@ mod tests {
     use datafusion::sql::sqlparser::parser::Parser;
 
     fn rewritten(sql: &str) -> String {
-        let mut s = Parser::parse_sql(&PostgreSqlDialect {}, sql).unwrap().remove(0);
+        let mut s = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0);
         rewrite(&mut s);
         s.to_string()
     }

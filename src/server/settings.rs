@@ -169,7 +169,10 @@ mod tests {
         assert_eq!(s.statement_timeout(), None);
         s.set("STATEMENT_TIMEOUT", "150ms".into());
         assert_eq!(s.statement_timeout(), Some(Duration::from_millis(150)));
-        assert_eq!(s.set("timezone", "Europe/Berlin".into()).as_deref(), Some("TimeZone"));
+        assert_eq!(
+            s.set("timezone", "Europe/Berlin".into()).as_deref(),
+            Some("TimeZone")
+        );
         assert_eq!(s.get("TimeZone"), Some("Europe/Berlin"));
     }
 }
