@@ -45,6 +45,10 @@ pub const VIEWS: &[(&str, &str)] = &[
         "customer_clv",
         include_str!("../sql/views/customer_clv.sql"),
     ),
+    (
+        "clv_backtest",
+        include_str!("../sql/views/clv_backtest.sql"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -69,6 +69,11 @@ pub const NUMERIC_SETTINGS: &[(&str, f64, &str)] = &[
         3.0,
         "customer_layers: fewest purchase days of a high-potential dormant customer",
     ),
+    (
+        "holdout_days",
+        180.0,
+        "clv_backtest: the models are fitted on purchases up to as_of() minus this many days and compared with the purchases after",
+    ),
 ];
 
 impl Default for RebuyOptions {
