@@ -254,14 +254,20 @@ pub struct Minimum {
     pub f: f64,
     pub converged: bool,
     pub iterations: u32,
+    /// The inverse-Hessian estimate at `x`, to warm-start a related minimisation.
+    pub h: Vec<Vec<f64>>,
 }
 
 /// Minimises `f` (value and gradient) with BFGS and a backtracking Armijo line search.
-pub fn minimize(f: &dyn Fn(&[f64]) -> (f64, Vec<f64>), x0: &[f64]) -> Minimum {
+pub fn minimize(
+    f: &dyn Fn(&[f64]) -> (f64, Vec<f64>),
+    x0: &[f64],
+    h0: Option<Vec<Vec<f64>>>,
+) -> Minimum {
     let n = x0.len();
     let mut x = x0.to_vec();
     let (mut fx, mut g) = f(&x);
-    let mut h = identity(n);
+    let mut h = h0.unwrap_or_else(|| identity(n));
     let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
     let norm = |g: &[f64]| g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     for iteration in 1..=500u32 {
@@ -271,6 +277,7 @@ pub fn minimize(f: &dyn Fn(&[f64]) -> (f64, Vec<f64>), x0: &[f64]) -> Minimum {
                 f: fx,
                 converged: false,
                 iterations: iteration,
+                h,
             };
         }
         if norm(&g) < 1e-10 {
@@ -279,6 +286,7 @@ pub fn minimize(f: &dyn Fn(&[f64]) -> (f64, Vec<f64>), x0: &[f64]) -> Minimum {
                 f: fx,
                 converged: true,
                 iterations: iteration,
+                h,
             };
         }
         let mut p: Vec<f64> = (0..n).map(|i| -dot(&h[i], &g)).collect();
@@ -307,6 +315,7 @@ pub fn minimize(f: &dyn Fn(&[f64]) -> (f64, Vec<f64>), x0: &[f64]) -> Minimum {
                 f: fx,
                 converged: norm(&g) < 1e-6,
                 iterations: iteration,
+                h,
             };
         };
         let s: Vec<f64> = xn.iter().zip(&x).map(|(a, b)| a - b).collect();
@@ -332,6 +341,7 @@ pub fn minimize(f: &dyn Fn(&[f64]) -> (f64, Vec<f64>), x0: &[f64]) -> Minimum {
                 f: fx,
                 converged: true,
                 iterations: iteration,
+                h,
             };
         }
     }
@@ -340,6 +350,7 @@ pub fn minimize(f: &dyn Fn(&[f64]) -> (f64, Vec<f64>), x0: &[f64]) -> Minimum {
         f: fx,
         converged: false,
         iterations: 500,
+        h,
     }
 }
 
