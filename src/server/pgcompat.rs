@@ -93,7 +93,7 @@ pub async fn build_base(warehouse: &Warehouse) -> Result<SessionContext, ServeEr
 /// Lookup tables (fx_rates; customers up to [`MEMORY_TABLE_MAX_ROWS`]) are served from memory
 /// for the snapshot: a small query on them then costs a fraction of a millisecond instead of
 /// reopening Parquet files. Orders always stay on storage. Views are recreated over them.
-pub const MEMORY_TABLE_MAX_ROWS: usize = 2_000_000;
+pub const MEMORY_TABLE_MAX_ROWS: usize = 500_000;
 
 async fn hold_small_tables_in_memory(ctx: &SessionContext) -> Result<(), ServeError> {
     use crate::storage::TableKind;
