@@ -575,6 +575,19 @@ impl ConnState {
                     }
                 }
             });
+        // PostgreSQL prints `12:34:56` and `12:34:56.5`, not `12:34:56.000000`.
+        let time_columns: Vec<usize> = fields
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| {
+                f.format() == pgwire::api::results::FieldFormat::Text
+                    && matches!(
+                        *f.datatype(),
+                        Type::TIMESTAMP | Type::TIMESTAMPTZ | Type::TIME | Type::TIMETZ
+                    )
+            })
+            .map(|(i, _)| i)
+            .collect();
         batches
             .flat_map(move |batch| {
                 let items: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send + Sync> =
@@ -586,6 +599,10 @@ impl ConnState {
                         Err(e) => Box::new(std::iter::once(Err(e))),
                     };
                 futures::stream::iter(items)
+            })
+            .map(move |row| match row {
+                Ok(r) if !time_columns.is_empty() => Ok(trim_fractions(r, &time_columns)),
+                other => other,
             })
             .boxed()
     }
@@ -959,6 +976,43 @@ impl CopySpec {
         out.push(b'\n');
         out
     }
+}
+
+/// Drops the zeros at the end of the seconds' fraction (and the point, if nothing is left) in
+/// the given text columns: `16:50:15.000000+00` becomes `16:50:15+00`.
+fn trim_fractions(row: DataRow, columns: &[usize]) -> DataRow {
+    let mut fields = row_fields(&row);
+    for &i in columns {
+        let Some(Some(value)) = fields.get_mut(i) else {
+            continue;
+        };
+        let Some(dot) = value.iter().rposition(|b| *b == b'.') else {
+            continue;
+        };
+        let digits_end = value[dot + 1..]
+            .iter()
+            .position(|b| !b.is_ascii_digit())
+            .map_or(value.len(), |p| dot + 1 + p);
+        let mut keep = digits_end;
+        while keep > dot + 1 && value[keep - 1] == b'0' {
+            keep -= 1;
+        }
+        if keep == dot + 1 {
+            keep = dot;
+        }
+        value.drain(keep..digits_end);
+    }
+    let mut data = bytes::BytesMut::with_capacity(row.data.len());
+    for f in &fields {
+        match f {
+            None => data.extend_from_slice(&(-1i32).to_be_bytes()),
+            Some(v) => {
+                data.extend_from_slice(&(v.len() as i32).to_be_bytes());
+                data.extend_from_slice(v);
+            }
+        }
+    }
+    DataRow::new(data, row.field_count)
 }
 
 /// Splits a text-format DataRow into its fields.
