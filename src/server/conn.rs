@@ -71,6 +71,8 @@ pub enum Kind {
     CopyOut,
     /// DataFusion-only syntax (CREATE EXTERNAL TABLE, COPY ... TO 'path'): admins only.
     DataFusionText,
+    /// asyncpg's type-introspection query, answered by [`super::asyncpg`].
+    AsyncpgTypes,
 }
 
 /// A parsed statement, as kept for the extended protocol.
@@ -217,6 +219,14 @@ impl ConnState {
     /// DataFusion understands (CREATE EXTERNAL TABLE, COPY TO a path) comes back as one
     /// [`Kind::DataFusionText`] statement.
     pub fn parse(&self, sql: &str) -> PgWireResult<Vec<Prepared>> {
+        if super::asyncpg::is_introspection(sql) {
+            return Ok(vec![Prepared {
+                sql: "asyncpg type introspection".to_string(),
+                statement: None,
+                kind: Kind::AsyncpgTypes,
+                plan: None,
+            }]);
+        }
         match PARSER.parse(&super::rewrite::rewrite_text(sql)) {
             Ok(statements) => Ok(statements
                 .into_iter()
@@ -360,6 +370,10 @@ impl ConnState {
             Kind::Rollback => Ok(Response::TransactionEnd(Tag::new("ROLLBACK"))),
             Kind::NoOp(tag) => Ok(Response::Execution(Tag::new(tag))),
             Kind::CopyOut => self.run_copy_out(p, client).await,
+            Kind::AsyncpgTypes => Err(pg_error(
+                errors::FEATURE_NOT_SUPPORTED,
+                "asyncpg's type introspection runs over the extended protocol only",
+            )),
             Kind::DataFusionText => {
                 let ctx = self.session().await?;
                 let df = self
@@ -1278,6 +1292,7 @@ pub fn result_fields(p: &Prepared, format: &Format) -> PgWireResult<Vec<FieldInf
                 &schema, format, None,
             )
         }
+        (Kind::AsyncpgTypes, _) => Ok(super::asyncpg::fields(format)),
         (Kind::Show(name), _) => {
             let column = if name.eq_ignore_ascii_case("all") {
                 vec![

@@ -328,6 +328,9 @@ impl QueryParser for Parser {
     }
 
     fn get_parameter_types(&self, stmt: &Self::Statement) -> PgWireResult<Vec<Type>> {
+        if matches!(stmt.kind, Kind::AsyncpgTypes) {
+            return Ok(super::asyncpg::parameter_types());
+        }
         match &stmt.plan {
             Some(plan) => Ok(conn::parameter_types(plan)?
                 .into_iter()
@@ -369,6 +372,16 @@ impl ExtendedQueryHandler for QueryHandler {
     {
         self.conn.touch();
         let p = &portal.statement.statement;
+        if matches!(p.kind, Kind::AsyncpgTypes) {
+            let binary = matches!(
+                portal.parameter_format.format_for(0),
+                pgwire::api::results::FieldFormat::Binary
+            );
+            let value = portal.parameters.first().cloned().flatten();
+            let oids = super::asyncpg::decode_oids(value.as_deref(), binary)?;
+            return super::asyncpg::response(&oids, &portal.result_column_format)
+                .map(Response::Query);
+        }
         self.conn.begin_log(&p.sql);
         let result = async {
             let params = match &p.plan {
@@ -485,6 +498,7 @@ impl ExtendedQueryHandler for QueryHandler {
     {
         let p = &target.statement;
         let params = match &p.plan {
+            None if matches!(p.kind, Kind::AsyncpgTypes) => super::asyncpg::parameter_types(),
             Some(plan) => conn::parameter_types(plan)?
                 .into_iter()
                 .enumerate()

@@ -9,6 +9,7 @@
 //! - [`handler`]: the pgwire protocol handlers; [`pgcompat`]: the PostgreSQL catalog and
 //!   functions clients expect; [`errors`]: SQLSTATE codes; [`settings`]: SET/SHOW parameters.
 
+mod asyncpg;
 pub mod config;
 mod conn;
 mod errors;

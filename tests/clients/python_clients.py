@@ -111,6 +111,11 @@ async def _():
         assert isinstance(rec["as_of"], datetime.date)
         ok = await conn.fetchval("SELECT rfm_segment($1::BIGINT, $2::BIGINT, $3::BIGINT)", 5, 5, 5)
         assert ok == "Champions", ok
+        # Arrays go through asyncpg's type introspection first.
+        assert list(await conn.fetchval("SELECT make_array(1, 2, 3)")) == [1, 2, 3]
+        gaps = await conn.fetchval(
+            "SELECT repurchase_intervals(order_ts) FROM orders GROUP BY customer_id ORDER BY COUNT(*) DESC LIMIT 1")
+        assert len(gaps) > 1 and all(g > 0 for g in gaps), gaps
     finally:
         await conn.close()
 
