@@ -493,7 +493,7 @@ static APPLY_DOCS: LazyLock<Vec<Documentation>> = LazyLock::new(|| {
 });
 
 fn model_params(
-    name: &str,
+    name: &'static str,
     array: &ArrayRef,
     fields: &[&str],
 ) -> Result<(Vec<Float64Array>, Option<StringArray>)> {
@@ -504,7 +504,7 @@ fn model_params(
     for f in fields {
         let Some(col) = s.column_by_name(f) else {
             return Err(FunctionError::InvalidArgument {
-                function: leak(name),
+                function: name,
                 argument: "model",
                 message: format!(
                     "has no field {f}: pass the struct of the matching *_fit aggregate"
@@ -522,12 +522,9 @@ fn model_params(
     Ok((out, model))
 }
 
-fn leak(name: &str) -> &'static str {
-    Apply::ALL
-        .iter()
-        .map(|a| a.name())
-        .find(|n| *n == name)
-        .unwrap_or("ltv")
+/// The values of row `i` across `cols`; `None` when any is NULL.
+fn row_of<'a>(cols: impl Iterator<Item = &'a Float64Array>, i: usize) -> Option<Vec<f64>> {
+    cols.map(|c| (!c.is_null(i)).then(|| c.value(i))).collect()
 }
 
 impl ScalarUDFImpl for ApplyFunc {
@@ -592,14 +589,8 @@ impl ScalarUDFImpl for ApplyFunc {
             Apply::Expected(m) | Apply::PAlive(m) => {
                 let (p, _) = model_params(name, &arrays[0], &purchase_fields)?;
                 for i in 0..rows {
-                    let params: Option<Vec<f64>> = p
-                        .iter()
-                        .map(|c| (!c.is_null(i)).then(|| c.value(i)))
-                        .collect();
-                    let vals: Option<Vec<f64>> = nums
-                        .iter()
-                        .map(|c| (!c.is_null(i)).then(|| c.value(i)))
-                        .collect();
+                    let params = row_of(p.iter(), i);
+                    let vals = row_of(nums.iter().copied(), i);
                     out.push(match (params, vals) {
                         (Some(p), Some(v)) => Some(match self.kind {
                             Apply::Expected(_) => {
@@ -614,10 +605,7 @@ impl ScalarUDFImpl for ApplyFunc {
             Apply::ExpectedNew => {
                 let (p, _) = model_params(name, &arrays[0], &purchase_fields)?;
                 for i in 0..rows {
-                    let params: Option<Vec<f64>> = p
-                        .iter()
-                        .map(|c| (!c.is_null(i)).then(|| c.value(i)))
-                        .collect();
+                    let params = row_of(p.iter(), i);
                     out.push(match (params, nums[0].is_null(i)) {
                         (Some(p), false) => Some(ltv::expected_purchases_new(&p, nums[0].value(i))),
                         _ => None,
@@ -627,14 +615,8 @@ impl ScalarUDFImpl for ApplyFunc {
             Apply::ExpectedValue => {
                 let (p, _) = model_params(name, &arrays[0], &["p", "q", "v"])?;
                 for i in 0..rows {
-                    let params: Option<Vec<f64>> = p
-                        .iter()
-                        .map(|c| (!c.is_null(i)).then(|| c.value(i)))
-                        .collect();
-                    let vals: Option<Vec<f64>> = nums
-                        .iter()
-                        .map(|c| (!c.is_null(i)).then(|| c.value(i)))
-                        .collect();
+                    let params = row_of(p.iter(), i);
+                    let vals = row_of(nums.iter().copied(), i);
                     out.push(match (params, vals) {
                         (Some(p), Some(v)) => Some(ltv::expected_value(&p, v[0], v[1])),
                         _ => None,
@@ -649,19 +631,9 @@ impl ScalarUDFImpl for ApplyFunc {
                         Some("mbgnbd") => PurchaseModel::MbgNbd,
                         _ => PurchaseModel::BgNbd,
                     };
-                    let pp: Option<Vec<f64>> = p
-                        .iter()
-                        .map(|c| (!c.is_null(i)).then(|| c.value(i)))
-                        .collect();
-                    let gg: Option<Vec<f64>> = g
-                        .iter()
-                        .map(|c| (!c.is_null(i)).then(|| c.value(i)))
-                        .collect();
-                    let vals: Option<Vec<f64>> = nums
-                        .iter()
-                        .take(6)
-                        .map(|c| (!c.is_null(i)).then(|| c.value(i)))
-                        .collect();
+                    let pp = row_of(p.iter(), i);
+                    let gg = row_of(g.iter(), i);
+                    let vals = row_of(nums.iter().take(6).copied(), i);
                     let per_month = nums
                         .get(6)
                         .map(|c| if c.is_null(i) { 30.0 } else { c.value(i) })
