@@ -14,6 +14,7 @@
 
 pub mod cli;
 pub mod demo;
+pub mod export;
 pub mod functions;
 pub mod ingest;
 pub mod ltv;

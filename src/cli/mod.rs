@@ -1,9 +1,10 @@
-//! Command line: `rebuy demo | ingest | query | tables | serve | user`. One file per sub-command.
+//! Command line: `rebuy demo | ingest | query | tables | serve | user | export`. One file per sub-command.
 //!
 //! Exit codes: 0 success; 1 failure (nothing was changed); 2 usage error; 3 ingest committed
 //! but some rows were rejected (see the rejects file).
 
 mod demo;
+mod export;
 mod ingest;
 mod query;
 mod serve;
@@ -46,6 +47,9 @@ pub enum Command {
     /// Manage the users who may log in to `rebuy serve`.
     #[command(subcommand)]
     User(serve::UserCommand),
+    /// Run or list the segment exports declared as [[export]] in rebuy.toml.
+    #[command(subcommand)]
+    Export(export::ExportCommand),
 }
 
 /// Outcome of a command that is not a plain failure.
@@ -112,6 +116,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Done> {
         Command::Query(args) => query::run(&warehouse, args).await,
         Command::Serve(args) => serve::run(&warehouse, args).await,
         Command::User(command) => serve::run_user(&warehouse, command).await,
+        Command::Export(command) => export::run(&warehouse, command).await,
         Command::Tables => {
             let ctx = crate::session::build_session(&warehouse).await?;
             let mut out = String::new();

@@ -117,8 +117,25 @@ pub async fn run(warehouse: &Warehouse, args: ServeArgs) -> anyhow::Result<Done>
             config.server.auth = AuthMode::Trust;
         }
     }
+    // Export jobs are checked before anything listens or runs.
+    let exports = super::export::load_checked(warehouse, &path).await?;
+    config.exports = exports.jobs.clone();
+    let clock = crate::export::schedule::clock_from_env()?;
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let scheduler = tokio::spawn(crate::export::schedule::run_schedule(
+        warehouse.clone(),
+        exports.jobs,
+        clock,
+        async move {
+            let _ = stop_rx.changed().await;
+        },
+    ));
     let listen_text = config.server.listen.clone();
-    crate::server::serve(
+    let shutdown = async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    };
+    let served = crate::server::serve(
         warehouse.clone(),
         config,
         |running| {
@@ -130,10 +147,11 @@ pub async fn run(warehouse: &Warehouse, args: ServeArgs) -> anyhow::Result<Done>
                 running.addr.port()
             );
         },
-        shutdown_signal(),
+        shutdown,
     )
-    .await
-    .with_context(|| format!("serving on {listen_text}"))?;
+    .await;
+    scheduler.abort();
+    served.with_context(|| format!("serving on {listen_text}"))?;
     Ok(Done::Ok)
 }
 

@@ -132,6 +132,9 @@ pub struct ServerConfig {
     pub path: Option<PathBuf>,
     pub server: ServerSection,
     pub users: Vec<UserEntry>,
+    /// The `[[export]]` jobs (read by [`crate::export::ExportConfig`]): their destinations
+    /// are the only object stores admins may `COPY … TO`.
+    pub exports: Vec<crate::export::ExportJob>,
 }
 
 impl ServerConfig {
@@ -169,9 +172,33 @@ impl ServerConfig {
             path: Some(path.to_path_buf()),
             server: shape.server,
             users: shape.user,
+            exports: vec![],
         };
         config.validate()?;
         Ok(config)
+    }
+
+    /// The object stores of the configured export destinations, keyed by scheme and bucket.
+    pub fn export_stores(&self) -> Vec<(url::Url, std::sync::Arc<dyn object_store::ObjectStore>)> {
+        self.exports
+            .iter()
+            .filter_map(|job| {
+                let dest = crate::export::store::Destination::open(job).ok()?;
+                Some((dest.store_url()?, dest.store))
+            })
+            .filter(|(url, _)| url.scheme() != "file")
+            .collect()
+    }
+
+    /// Whether `target` (a URL) is inside a configured export destination's store.
+    pub fn is_export_store(&self, target: &str) -> bool {
+        let Ok(target) = url::Url::parse(target) else {
+            return false;
+        };
+        self.exports.iter().any(|job| {
+            job.destination.scheme() == target.scheme()
+                && job.destination.host_str() == target.host_str()
+        })
     }
 
     fn invalid(&self, message: String) -> ConfigError {

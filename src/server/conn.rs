@@ -57,7 +57,7 @@ pub struct ConnState {
 }
 
 /// What a statement turns into before it runs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
     /// Planned by DataFusion (queries, and for admins DDL/DML).
     Plan,
@@ -265,7 +265,7 @@ impl ConnState {
     pub fn check_allowed(&self, p: &Prepared) -> PgWireResult<()> {
         let (_, role) = self.identity();
         if role == Role::Admin {
-            return Ok(());
+            return self.check_copy_target(p);
         }
         let refused = |what: &str| {
             Err(pg_error(
@@ -293,6 +293,33 @@ impl ConnState {
             },
             _ => Ok(()),
         }
+    }
+
+    /// `COPY … TO 'scheme://…'` may write only into the object stores of configured export
+    /// destinations (`[[export]]` in rebuy.toml).
+    fn check_copy_target(&self, p: &Prepared) -> PgWireResult<()> {
+        if p.kind != Kind::DataFusionText {
+            return Ok(());
+        }
+        let Ok(statements) = datafusion::sql::parser::DFParser::parse_sql(&p.sql) else {
+            return Ok(());
+        };
+        for statement in statements {
+            if let DfStatement::CopyTo(copy) = statement {
+                let target = copy.target.trim();
+                let remote = target.contains("://") && !target.starts_with("file://");
+                if remote && !self.shared.config.is_export_store(target) {
+                    return Err(pg_error(
+                        errors::INSUFFICIENT_PRIVILEGE,
+                        format!(
+                            "permission denied: COPY TO '{target}': only the object stores of \
+                             configured export destinations ([[export]] in rebuy.toml) may be written"
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Plans a statement of kind [`Kind::Plan`], with parameter types from the client if given.

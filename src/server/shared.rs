@@ -44,7 +44,7 @@ pub struct Shared {
 impl Shared {
     pub async fn open(warehouse: Warehouse, config: ServerConfig) -> Result<Arc<Self>, ServeError> {
         let marker = read_marker(&warehouse).await?;
-        let ctx = super::pgcompat::build_base(&warehouse).await?;
+        let ctx = build(&warehouse, &config).await?;
         Ok(Arc::new(Shared {
             warehouse,
             config,
@@ -94,7 +94,7 @@ impl Shared {
         if self.marker.lock().map_err(|_| ServeError::Poisoned)?.0 == now {
             return Ok(());
         }
-        let ctx = super::pgcompat::build_base(&self.warehouse).await?;
+        let ctx = build(&self.warehouse, &self.config).await?;
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         if let Ok(mut b) = self.base.write() {
             *b = Arc::new(Base { ctx, generation });
@@ -127,18 +127,40 @@ impl Shared {
 
 async fn read_marker(warehouse: &Warehouse) -> Result<Marker, ServeError> {
     if let Some(dir) = warehouse.local_dir() {
-        let times = TableKind::ALL
-            .iter()
-            .map(|k| {
-                let log: PathBuf = dir.join(k.name()).join("_delta_log");
+        let times = watched()
+            .map(|name| {
+                let log: PathBuf = dir.join(name).join("_delta_log");
                 std::fs::metadata(&log).and_then(|m| m.modified()).ok()
             })
             .collect();
         return Ok(Marker::Local(times));
     }
     let mut versions = Vec::new();
-    for kind in TableKind::ALL {
-        versions.push(warehouse.version(kind).await?);
+    for name in watched() {
+        versions.push(
+            warehouse
+                .existing_table_named(name)
+                .await?
+                .and_then(|t| t.version()),
+        );
     }
     Ok(Marker::Versions(versions))
+}
+
+/// The tables whose commits make the server refresh: the warehouse and the export record.
+fn watched() -> impl Iterator<Item = &'static str> {
+    TableKind::ALL
+        .iter()
+        .map(|k| k.name())
+        .chain([crate::export::runs::TABLE])
+}
+
+/// The base session, with the configured export destinations' stores registered so that
+/// admins' `COPY … TO 's3://…'` reaches them (and only them).
+async fn build(warehouse: &Warehouse, config: &ServerConfig) -> Result<SessionContext, ServeError> {
+    let ctx = super::pgcompat::build_base(warehouse).await?;
+    for (url, store) in config.export_stores() {
+        ctx.runtime_env().register_object_store(&url, store);
+    }
+    Ok(ctx)
 }

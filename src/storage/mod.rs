@@ -109,29 +109,50 @@ impl Warehouse {
     /// Where a table lives.
     pub fn table_url(&self, table: TableKind) -> Url {
         // A relative join of a plain name onto a URL ending in '/' cannot fail.
-        self.root
-            .join(&format!("{}/", table.name()))
-            .unwrap_or_else(|_| self.root.clone())
-    }
-
-    fn delta_err(&self, table: TableKind, source: DeltaTableError) -> StorageError {
-        StorageError::Delta {
-            table: table.name(),
-            url: self.table_url(table).to_string(),
-            source: Box::new(source),
-        }
+        self.named_table_url(table.name())
     }
 
     /// A handle on the table at its latest committed version, created in memory only (not on
     /// storage) when the table does not exist yet: the first write creates it.
     pub async fn table(&self, table: TableKind) -> Result<DeltaTable, StorageError> {
+        self.table_named(table.name()).await
+    }
+
+    /// Like [`Warehouse::table`], for rebuy's own bookkeeping tables (`export_runs`).
+    pub async fn table_named(&self, name: &'static str) -> Result<DeltaTable, StorageError> {
         if let Some(dir) = self.local_dir() {
             // Local tables need their folder to exist before delta-rs will open them.
-            create_dir(&dir.join(table.name()))?;
+            create_dir(&dir.join(name))?;
         }
-        DeltaTable::try_from_url_with_storage_options(self.table_url(table), self.options.clone())
+        let url = self.named_table_url(name);
+        DeltaTable::try_from_url_with_storage_options(url.clone(), self.options.clone())
             .await
-            .map_err(|e| self.delta_err(table, e))
+            .map_err(|e| StorageError::Delta {
+                table: name,
+                url: url.to_string(),
+                source: Box::new(e),
+            })
+    }
+
+    /// The table of that name if anything was ever committed to it (nothing is created).
+    pub async fn existing_table_named(
+        &self,
+        name: &'static str,
+    ) -> Result<Option<DeltaTable>, StorageError> {
+        if let Some(dir) = self.local_dir()
+            && !dir.join(name).join("_delta_log").is_dir()
+        {
+            return Ok(None);
+        }
+        let table = self.table_named(name).await?;
+        Ok(table.version().is_some().then_some(table))
+    }
+
+    /// Where a table of that name lives.
+    pub fn named_table_url(&self, name: &str) -> Url {
+        self.root
+            .join(&format!("{name}/"))
+            .unwrap_or_else(|_| self.root.clone())
     }
 
     /// The latest committed version of a table, `None` when nothing was ever committed.

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod seaweed;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -105,3 +107,17 @@ pub fn warehouse_with_fx(dir: &Path) -> PathBuf {
 }
 
 pub const ORDERS_HEADER: &str = "order_id,customer_id,order_ts,amount,currency,region,country,category,channel,is_subscription,status,discount,email_sha256\n";
+
+/// Copies a folder tree (the fixture warehouse into a test's own directory).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}

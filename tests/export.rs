@@ -1,0 +1,656 @@
+//! Segment exports (`rebuy export`, and the schedule of `rebuy serve`) to `file://` and to a
+//! real S3-compatible server (SeaweedFS on 127.0.0.1): complete-or-absent slots, manifests that
+//! agree with the data, consent filtering, retries, missed slots, injected clock.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use object_store::{ObjectStore, ObjectStoreExt};
+
+use crate::common::seaweed::*;
+use crate::common::*;
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A copy of the fixture warehouse (orders up to 2026-06-30, 1224 customers) and an output
+/// folder, with `jobs` as rebuy.toml (`OUT` in it is replaced by the output folder's URL).
+fn setup(jobs: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    copy_dir(&manifest_dir().join("data/fixture/warehouse"), &data);
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    write_config(&data, &out, jobs);
+    (dir, data, out)
+}
+
+fn write_config(data: &Path, out: &Path, jobs: &str) {
+    let url = format!("file://{}", out.display());
+    std::fs::write(data.join("rebuy.toml"), jobs.replace("OUT", &url)).unwrap();
+}
+
+fn manifest(slot: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(slot.join("_SUCCESS")).expect("_SUCCESS written");
+    serde_json::from_str(&text).unwrap()
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Rows of a CSV export (all part files), header checked to be the same in each.
+fn csv_rows(slot: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut header = None;
+    let mut rows = Vec::new();
+    for name in files_in(slot).iter().filter(|n| n.ends_with(".csv")) {
+        let mut r = csv::Reader::from_path(slot.join(name)).unwrap();
+        let h: Vec<String> = r.headers().unwrap().iter().map(str::to_string).collect();
+        if let Some(prev) = &header {
+            assert_eq!(prev, &h, "{name}: another header");
+        }
+        header = Some(h);
+        for rec in r.records() {
+            rows.push(rec.unwrap().iter().map(str::to_string).collect());
+        }
+    }
+    (header.unwrap_or_default(), rows)
+}
+
+const MARKETING: &str = r#"
+[[export]]
+name = "rfm_outreach"
+sql = "SELECT r.customer_id, r.segment, r.monetary_usd, c.email_sha256 FROM customer_rfm r LEFT JOIN customers c USING (customer_id)"
+destination = "OUT/segments"
+format = "csv"
+purpose = "marketing"
+max_rows_per_file = 200
+"#;
+
+#[test]
+fn a_file_export_publishes_a_complete_slot_whose_manifest_matches_the_data() {
+    let (_dir, data, out) = setup(MARKETING);
+    let run = rebuy(
+        &data,
+        &["export", "run", "rfm_outreach", "--as-of", "2026-07-01"],
+    );
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(
+        stdout(&run).contains("published to file://"),
+        "{}",
+        stdout(&run)
+    );
+
+    let slot = out.join("segments/rfm_outreach/dt=2026-07-01");
+    let m = manifest(&slot);
+    let (header, rows) = csv_rows(&slot);
+
+    // Independent counts: every customer of customer_rfm, and those who consented.
+    let as_of = "SET rebuy.as_of = '2026-07-01';";
+    let all: u64 = query_one(&data, &format!("{as_of} SELECT COUNT(*) FROM customer_rfm"))
+        .parse()
+        .unwrap();
+    let consenting: HashSet<String> = query(
+        &data,
+        &format!(
+            "{as_of} SELECT r.customer_id FROM customer_rfm r JOIN customers c \
+             ON c.customer_id = r.customer_id WHERE c.marketing_consent"
+        ),
+    )
+    .into_iter()
+    .map(|r| r[0].clone())
+    .collect();
+    assert!(consenting.len() > 100 && (consenting.len() as u64) < all);
+
+    // Only consenting customers, each once, and the manifest counts the others.
+    let exported: HashSet<String> = rows.iter().map(|r| r[0].clone()).collect();
+    assert_eq!(exported.len(), rows.len());
+    assert_eq!(exported, consenting);
+    assert_eq!(m["rows"], rows.len() as u64);
+    assert_eq!(m["rows_excluded_no_consent"], all - rows.len() as u64);
+    assert_eq!(m["consent_filtered"], true);
+
+    // The personal column is left out, and the manifest says so.
+    assert_eq!(header, ["customer_id", "segment", "monetary_usd"]);
+    assert_eq!(m["columns_left_out"], serde_json::json!(["email_sha256"]));
+    let schema: Vec<&str> = m["schema"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(schema, header);
+
+    // Files: as listed, with their sizes and row counts, at most 200 rows each.
+    let listed = m["files"].as_array().unwrap();
+    assert_eq!(listed.len(), rows.len().div_ceil(200));
+    let mut on_disk = files_in(&slot);
+    on_disk.retain(|n| n != "_SUCCESS");
+    assert_eq!(on_disk.len(), listed.len());
+    let mut total_rows = 0;
+    for f in listed {
+        let path = slot.join(f["path"].as_str().unwrap());
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            f["bytes"].as_u64().unwrap()
+        );
+        let n = csv::Reader::from_path(&path).unwrap().records().count() as u64;
+        assert!(n <= 200);
+        assert_eq!(n, f["rows"].as_u64().unwrap());
+        total_rows += n;
+    }
+    assert_eq!(total_rows, rows.len() as u64);
+    assert_eq!(m["as_of"], "2026-07-01");
+    assert_eq!(m["query_sha256"].as_str().unwrap().len(), 64);
+    assert!(m["snapshot"]["orders"].as_u64().is_some());
+    // Nothing temporary is left next to the slots.
+    assert_eq!(files_in(&out.join("segments")), ["rfm_outreach"]);
+
+    // The run is recorded.
+    let runs = query(
+        &data,
+        "SELECT status, \"rows\", rows_excluded, slot, \"trigger\", attempts FROM export_runs",
+    );
+    assert_eq!(
+        runs,
+        vec![vec![
+            "succeeded".to_string(),
+            rows.len().to_string(),
+            (all - rows.len() as u64).to_string(),
+            "2026-07-01".to_string(),
+            "manual".to_string(),
+            "1".to_string(),
+        ]]
+    );
+
+    // A second run of the slot replaces it: fewer, larger files, no stale part left.
+    write_config(
+        &data,
+        &out,
+        &MARKETING.replace(
+            "max_rows_per_file = 200",
+            "allow_personal = [\"email_sha256\"]",
+        ),
+    );
+    let again = rebuy(
+        &data,
+        &["export", "run", "rfm_outreach", "--as-of", "2026-07-01"],
+    );
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(files_in(&slot), ["_SUCCESS", "part-00000.csv"]);
+    let m2 = manifest(&slot);
+    assert_ne!(m2["run_id"], m["run_id"]);
+    assert_eq!(m2["rows"], m["rows"]);
+    let (header2, _) = csv_rows(&slot);
+    assert_eq!(
+        header2,
+        ["customer_id", "segment", "monetary_usd", "email_sha256"]
+    );
+    assert_eq!(
+        query_one(
+            &data,
+            "SELECT COUNT(*) FROM export_runs WHERE status = 'succeeded'"
+        ),
+        "2"
+    );
+}
+
+#[test]
+fn configuration_errors_name_the_job_before_anything_runs() {
+    let good = r#"
+[[export]]
+name = "nightly"
+view = "winback_candidates"
+destination = "OUT/x"
+schedule = "0 2 * * *"
+purpose = "marketing"
+"#;
+    let cases = [
+        (good.replace("0 2 * * *", "0 2 * *"), "`schedule` '0 2 * *'"),
+        (
+            good.replace("winback_candidates", "no_such_view"),
+            "unknown view or table 'no_such_view'",
+        ),
+        (
+            good.replace("OUT/x", "ht!tp:/nope"),
+            "`destination` 'ht!tp:/nope'",
+        ),
+        (
+            good.replace(
+                "purpose = \"marketing\"",
+                "purpose = \"marketing\"\n[export.options]\naws_secret_access_key = \"x\"",
+            ),
+            "looks like a credential",
+        ),
+        (
+            good.replace(
+                "view = \"winback_candidates\"",
+                "sql = \"SELECT segment FROM customer_rfm\"",
+            ),
+            "needs a customer_id column",
+        ),
+    ];
+    for (config, expected) in cases {
+        let (_dir, data, out) = setup(&config);
+        let run = rebuy(&data, &["export", "run", "nightly"]);
+        assert_eq!(run.status.code(), Some(1), "{config}");
+        let err = stderr(&run);
+        assert!(
+            err.contains("nightly") && err.contains(expected),
+            "{expected}: {err}"
+        );
+        // The server refuses to start, before listening or exporting.
+        let port = crate::server::free_port();
+        let serve = Command::new(bin())
+            .arg("--data")
+            .arg(&data)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .output()
+            .unwrap();
+        assert_eq!(serve.status.code(), Some(1));
+        let err = stderr(&serve);
+        assert!(
+            err.contains("nightly") && err.contains(expected),
+            "{expected}: {err}"
+        );
+        assert!(files_in(&out).is_empty());
+    }
+    // An unknown job is named too.
+    let (_dir, data, _out) = setup(good);
+    let run = rebuy(&data, &["export", "run", "weekly"]);
+    assert_eq!(run.status.code(), Some(1));
+    assert!(
+        stderr(&run).contains("no export job named 'weekly'"),
+        "{}",
+        stderr(&run)
+    );
+}
+
+fn serve_with_clock(data: &Path, clock: &str) -> Proc {
+    let port = crate::server::free_port();
+    let child = Command::new(bin())
+        .arg("--data")
+        .arg(data)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("REBUY_CLOCK", clock)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Proc(child)
+}
+
+fn wait_for(path: &Path, seconds: u64) {
+    let started = Instant::now();
+    while !path.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(seconds),
+            "{} did not appear",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_schedule_fires_on_time_and_a_missed_slot_runs_once_at_the_next_start() {
+    let (_dir, data, out) = setup(
+        r#"
+[server]
+auth = "trust"
+
+[[export]]
+name = "winback"
+view = "winback_candidates"
+destination = "OUT"
+schedule = "0 2 * * *"
+timezone = "Asia/Shanghai"
+purpose = "marketing"
+"#,
+    );
+    // 17:59:57 UTC is 01:59:57 in Shanghai: the 02:00 run is due three seconds later, for
+    // the slot (and as-of date) of 2026-07-02 there.
+    let server = serve_with_clock(&data, "2026-07-01T17:59:57Z");
+    let slot = out.join("winback/dt=2026-07-02");
+    assert!(!slot.exists());
+    wait_for(&slot.join("_SUCCESS"), 60);
+    let m = manifest(&slot);
+    assert_eq!(m["as_of"], "2026-07-02");
+    assert_eq!(m["trigger"], "schedule");
+    let started = m["started_at"].as_str().unwrap().to_string();
+    assert!(
+        started.as_str() >= "2026-07-01T18:00:00" && started.as_str() < "2026-07-01T18:00:30",
+        "started at {started} by the injected clock"
+    );
+    // Not again within the same day.
+    std::thread::sleep(Duration::from_secs(2));
+    drop(server);
+    assert_eq!(query_one(&data, "SELECT COUNT(*) FROM export_runs"), "1");
+
+    // Down over two nightly slots; the latest one runs once at the next start.
+    let server = serve_with_clock(&data, "2026-07-04T05:00:00Z");
+    let slot = out.join("winback/dt=2026-07-04");
+    wait_for(&slot.join("_SUCCESS"), 60);
+    assert_eq!(manifest(&slot)["trigger"], "catch-up");
+    std::thread::sleep(Duration::from_secs(3));
+    drop(server);
+    assert!(!out.join("winback/dt=2026-07-03").exists());
+    let runs = query(
+        &data,
+        "SELECT slot, \"trigger\", status FROM export_runs ORDER BY slot",
+    );
+    let runs: Vec<String> = runs.into_iter().map(|r| r.join(" ")).collect();
+    assert_eq!(
+        runs,
+        [
+            "2026-07-02 schedule succeeded",
+            "2026-07-04 catch-up succeeded"
+        ]
+    );
+}
+
+#[test]
+fn killing_a_run_midway_leaves_no_visible_slot_and_is_recorded_as_interrupted() {
+    let (_dir, data, out) = setup(
+        r#"
+[[export]]
+name = "big"
+sql = "SELECT o.*, g.value AS copy_no FROM orders o CROSS JOIN generate_series(1, 3000) g"
+destination = "OUT"
+format = "csv"
+purpose = "analytics"
+"#,
+    );
+    let child = Command::new(bin())
+        .arg("--data")
+        .arg(&data)
+        .args(["export", "run", "big", "--as-of", "2026-07-01"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = Proc(child);
+    // Wait until the run is writing its files, then kill it.
+    let tmp = out.join("_rebuy_tmp/big");
+    let started = Instant::now();
+    loop {
+        let writing = std::fs::read_dir(&tmp)
+            .map(|runs| {
+                runs.flatten()
+                    .any(|run| std::fs::read_dir(run.path()).is_ok_and(|mut f| f.next().is_some()))
+            })
+            .unwrap_or(false);
+        if writing {
+            break;
+        }
+        assert!(
+            child.0.try_wait().unwrap().is_none(),
+            "the export finished before it was killed"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the export never started writing"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    assert!(
+        !out.join("big").exists(),
+        "a killed run left a slot: {:?}",
+        files_in(&out)
+    );
+
+    let list = rebuy(&data, &["export", "list"]);
+    assert!(list.status.success(), "{}", stderr(&list));
+    assert!(stdout(&list).contains("interrupted"), "{}", stdout(&list));
+    assert_eq!(
+        query(&data, "SELECT status, error IS NOT NULL FROM export_runs"),
+        vec![vec!["interrupted".to_string(), "true".to_string()]]
+    );
+}
+
+fn s3_store(port: u16) -> object_store::aws::AmazonS3 {
+    object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name(BUCKET)
+        .with_access_key_id(KEY)
+        .with_secret_access_key(SECRET)
+        .with_endpoint(format!("http://127.0.0.1:{port}"))
+        .with_allow_http(true)
+        .with_region("us-east-1")
+        .build()
+        .unwrap()
+}
+
+async fn list(store: &object_store::aws::AmazonS3, prefix: &str) -> BTreeMap<String, u64> {
+    use futures::TryStreamExt;
+    let prefix = object_store::path::Path::from(prefix);
+    store
+        .list(Some(&prefix))
+        .map_ok(|m| (m.location.to_string(), m.size))
+        .try_collect()
+        .await
+        .unwrap()
+}
+
+#[test]
+fn s3_exports_retry_record_failure_then_succeed_and_replace_their_slot() {
+    // Ports of this test's own, apart from the other SeaweedFS test's.
+    let base = 38_000 + (std::process::id() % 1000) as u16 * 8;
+    let s3_port = base + 3;
+    let jobs = format!(
+        r#"
+[server]
+auth = "trust"
+
+[[user]]
+name = "ops"
+role = "admin"
+
+[[export]]
+name = "rfm"
+view = "customer_rfm"
+destination = "s3://{BUCKET}/segments"
+purpose = "analytics"
+retries = 2
+retry_backoff_ms = 100
+
+[export.options]
+endpoint = "http://127.0.0.1:{s3_port}"
+region = "us-east-1"
+allow_http = "true"
+"#
+    );
+    let (_dir, data, _out) = setup(&jobs);
+    let run = |data: &Path| {
+        Command::new(bin())
+            .arg("--data")
+            .arg(data)
+            .args(["export", "run", "rfm", "--as-of", "2026-07-01"])
+            .env("AWS_ACCESS_KEY_ID", KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET)
+            .output()
+            .unwrap()
+    };
+
+    // The store is down: the attempts are retried, then the failure is recorded.
+    let down = run(&data);
+    assert_eq!(down.status.code(), Some(1));
+    assert!(
+        stderr(&down).contains("failed after 3 attempt(s)"),
+        "{}",
+        stderr(&down)
+    );
+    assert_eq!(
+        query(
+            &data,
+            "SELECT status, attempts, error IS NOT NULL FROM export_runs"
+        ),
+        vec![vec![
+            "failed".to_string(),
+            "3".to_string(),
+            "true".to_string()
+        ]]
+    );
+
+    // Back up: the same command succeeds.
+    let seaweed = start_seaweed_at(base);
+    let store = s3_store(seaweed.s3_port);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        // The S3 port opens before the bucket is ready.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let probe = object_store::path::Path::from("probe");
+        while store.put(&probe, "x".into()).await.is_err() {
+            assert!(Instant::now() < deadline, "SeaweedFS did not become ready");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        store.delete(&probe).await.unwrap();
+    });
+    let up = run(&data);
+    assert!(up.status.success(), "{}", stderr(&up));
+    let slot = "segments/rfm/dt=2026-07-01";
+    let first = runtime.block_on(async {
+        let objects = list(&store, "segments").await;
+        let names: Vec<&str> = objects.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                format!("{slot}/_SUCCESS").as_str(),
+                format!("{slot}/part-00000.parquet").as_str()
+            ]
+        );
+        let manifest: serde_json::Value = serde_json::from_slice(
+            &store
+                .get(&format!("{slot}/_SUCCESS").into())
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        // The Parquet file holds what the manifest says.
+        let bytes = store
+            .get(&format!("{slot}/part-00000.parquet").into())
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(
+            bytes.len() as u64,
+            manifest["files"][0]["bytes"].as_u64().unwrap()
+        );
+        let reader =
+            datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                bytes,
+            )
+            .unwrap();
+        let fields: Vec<String> = reader
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        let rows: usize = reader.build().unwrap().map(|b| b.unwrap().num_rows()).sum();
+        assert_eq!(rows as u64, manifest["rows"].as_u64().unwrap());
+        assert_eq!(fields[0], "customer_id");
+        manifest
+    });
+    let customers = query_one(
+        &data,
+        "SET rebuy.as_of = '2026-07-01'; SELECT COUNT(*) FROM customer_rfm",
+    );
+    assert_eq!(first["rows"].to_string(), customers);
+
+    // Again: the slot is replaced, not added to.
+    let again = run(&data);
+    assert!(again.status.success(), "{}", stderr(&again));
+    runtime.block_on(async {
+        let objects = list(&store, "segments").await;
+        assert_eq!(objects.len(), 2, "{objects:?}");
+        let manifest: serde_json::Value = serde_json::from_slice(
+            &store
+                .get(&format!("{slot}/_SUCCESS").into())
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        assert_ne!(manifest["run_id"], first["run_id"]);
+    });
+    let statuses = query(&data, "SELECT status FROM export_runs ORDER BY started_at");
+    assert_eq!(statuses.concat(), ["failed", "succeeded", "succeeded"]);
+
+    // Admins' one-off COPY reaches the configured store, and no other.
+    let port = crate::server::free_port();
+    let server = Command::new(bin())
+        .arg("--data")
+        .arg(&data)
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("AWS_ACCESS_KEY_ID", KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = Proc(server);
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    runtime.block_on(async {
+        let admin = crate::server::connect_as(port, "ops", None).await.unwrap();
+        admin
+            .simple_query(&format!(
+                "COPY (SELECT customer_id, segment FROM customer_rfm) TO 's3://{BUCKET}/oneoff/rfm.parquet' STORED AS PARQUET"
+            ))
+            .await
+            .unwrap();
+        let objects = list(&store, "oneoff").await;
+        assert_eq!(objects.len(), 1, "{objects:?}");
+        let err = admin
+            .simple_query("COPY (SELECT 1) TO 's3://another-bucket/x.parquet' STORED AS PARQUET")
+            .await
+            .unwrap_err();
+        assert_eq!(err.code().unwrap().code(), "42501", "{err:?}");
+        let analyst = crate::server::connect_as(port, "analyst", None).await.unwrap();
+        let err = analyst
+            .simple_query(&format!(
+                "COPY (SELECT 1) TO 's3://{BUCKET}/oneoff/b.parquet' STORED AS PARQUET"
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code().unwrap().code(), "42501", "{err:?}");
+    });
+}
