@@ -654,3 +654,165 @@ allow_http = "true"
         assert_eq!(err.code().unwrap().code(), "42501", "{err:?}");
     });
 }
+
+/// Azurite (Azure blob emulator, npm `azurite@3.35.0`; `scripts/test` installs it under
+/// /var/tmp/rebuy-azurite, or set REBUY_AZURITE to its `azurite-blob`) on a free port.
+fn start_azurite() -> (Proc, u16, tempfile::TempDir) {
+    let bin = std::env::var("REBUY_AZURITE")
+        .unwrap_or_else(|_| "/var/tmp/rebuy-azurite/node_modules/.bin/azurite-blob".to_string());
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::server::free_port();
+    let child = Command::new(&bin)
+        .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+        .arg("--location")
+        .arg(dir.path())
+        .args(["--silent", "--skipApiVersionCheck", "--loose"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("Azurite ({bin}) must be installed (scripts/test does it): {e}")
+        });
+    let azurite = Proc(child);
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "Azurite did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (azurite, port, dir)
+}
+
+/// HMAC-SHA256, for the one request object_store cannot make: creating a container.
+fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut k = [0u8; 64];
+    k[..key.len()].copy_from_slice(key);
+    let pad = |byte: u8| k.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
+    let inner = Sha256::new()
+        .chain_update(pad(0x36))
+        .chain_update(message)
+        .finalize();
+    Sha256::new()
+        .chain_update(pad(0x5c))
+        .chain_update(inner)
+        .finalize()
+        .to_vec()
+}
+
+/// Creates a blob container in Azurite with a SharedKey-signed request of the emulator's
+/// well-known development account.
+fn create_container(port: u16, container: &str) {
+    use base64::Engine;
+    use std::io::{Read, Write};
+    const ACCOUNT: &str = "devstoreaccount1";
+    const KEY: &str =
+        "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let date = chrono::Utc::now()
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
+    let version = "2021-08-06";
+    let to_sign = format!(
+        "PUT\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:{date}\nx-ms-version:{version}\n/{ACCOUNT}/{ACCOUNT}/{container}\nrestype:container"
+    );
+    let signature = b64.encode(hmac_sha256(&b64.decode(KEY).unwrap(), to_sign.as_bytes()));
+    let request = format!(
+        "PUT /{ACCOUNT}/{container}?restype=container HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
+         x-ms-date: {date}\r\nx-ms-version: {version}\r\n\
+         Authorization: SharedKey {ACCOUNT}:{signature}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    let mut socket = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    socket.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    socket.read_to_string(&mut answer).unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 201"),
+        "creating the container: {answer}"
+    );
+}
+
+#[test]
+fn azure_blob_exports_publish_a_slot_on_azurite() {
+    let (_azurite, port, _azurite_dir) = start_azurite();
+    create_container(port, "segments");
+    let (_dir, data, _out) = setup(
+        r#"
+[[export]]
+name = "layers"
+sql = "SELECT customer_id, layer FROM customer_layers"
+destination = "az://segments/rebuy"
+format = "csv"
+purpose = "analytics"
+
+[export.options]
+use_emulator = "true"
+"#,
+    );
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let run = Command::new(bin())
+        .arg("--data")
+        .arg(&data)
+        .args(["export", "run", "layers", "--as-of", "2026-07-01"])
+        .env("AZURITE_BLOB_STORAGE_URL", &endpoint)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    // A reader pointed at this Azurite (the process environment is left alone).
+    let store = object_store::azure::MicrosoftAzureBuilder::new()
+        .with_account("devstoreaccount1")
+        .with_access_key(
+            "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==",
+        )
+        .with_container_name("segments")
+        .with_endpoint(format!("{endpoint}/devstoreaccount1"))
+        .with_allow_http(true)
+        .build()
+        .unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let manifest = runtime.block_on(async {
+        use futures::TryStreamExt;
+        let names: Vec<String> = store
+            .list(Some(&"rebuy".into()))
+            .map_ok(|m| m.location.to_string())
+            .try_collect()
+            .await
+            .unwrap();
+        let mut names = names;
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "rebuy/layers/dt=2026-07-01/_SUCCESS",
+                "rebuy/layers/dt=2026-07-01/part-00000.csv"
+            ]
+        );
+        let csv = store
+            .get(&"rebuy/layers/dt=2026-07-01/part-00000.csv".into())
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let lines = csv.iter().filter(|b| **b == b'\n').count();
+        let manifest: serde_json::Value = serde_json::from_slice(
+            &store
+                .get(&"rebuy/layers/dt=2026-07-01/_SUCCESS".into())
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(manifest["rows"].as_u64().unwrap() as usize, lines - 1);
+        manifest
+    });
+    let expected = query_one(
+        &data,
+        "SET rebuy.as_of = '2026-07-01'; SELECT COUNT(*) FROM customer_layers",
+    );
+    assert_eq!(manifest["rows"].to_string(), expected);
+}
