@@ -331,11 +331,21 @@ timezone = "Asia/Shanghai"
 purpose = "marketing"
 "#,
     );
+    // A first start at 01:00 in Shanghai on 2026-07-01, stopped before 02:00: the job is
+    // watched from then on, nothing runs.
+    let server = serve_with_clock(&data, "2026-06-30T17:00:00Z");
+    wait_for(&data.join("_exports/schedule_state.json"), 30);
+    drop(server);
+    assert!(!out.join("winback").exists());
+
     // 17:59:57 UTC is 01:59:57 in Shanghai: the 02:00 run is due three seconds later, for
-    // the slot (and as-of date) of 2026-07-02 there.
+    // the slot (and as-of date) of 2026-07-02 there. The slot of 2026-07-01 was missed while
+    // the server was down: it runs once at start.
     let server = serve_with_clock(&data, "2026-07-01T17:59:57Z");
+    let missed = out.join("winback/dt=2026-07-01");
+    wait_for(&missed.join("_SUCCESS"), 60);
+    assert_eq!(manifest(&missed)["trigger"], "catch-up");
     let slot = out.join("winback/dt=2026-07-02");
-    assert!(!slot.exists());
     wait_for(&slot.join("_SUCCESS"), 60);
     let m = manifest(&slot);
     assert_eq!(m["as_of"], "2026-07-02");
@@ -348,7 +358,7 @@ purpose = "marketing"
     // Not again within the same day.
     std::thread::sleep(Duration::from_secs(2));
     drop(server);
-    assert_eq!(query_one(&data, "SELECT COUNT(*) FROM export_runs"), "1");
+    assert_eq!(query_one(&data, "SELECT COUNT(*) FROM export_runs"), "2");
 
     // Down over two nightly slots; the latest one runs once at the next start.
     let server = serve_with_clock(&data, "2026-07-04T05:00:00Z");
@@ -366,6 +376,7 @@ purpose = "marketing"
     assert_eq!(
         runs,
         [
+            "2026-07-01 catch-up succeeded",
             "2026-07-02 schedule succeeded",
             "2026-07-04 catch-up succeeded"
         ]

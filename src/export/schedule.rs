@@ -1,6 +1,7 @@
 //! When export jobs run: cron schedules read in each job's time zone, a clock that tests can
 //! set (`REBUY_CLOCK`), and the catch-up of a slot missed while nothing was running.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -137,11 +138,58 @@ impl Timetable {
     }
 }
 
-/// Jobs whose latest slot passed without a successful run while nothing was running them:
-/// each runs once now. A job that never ran before has missed nothing.
+/// When a scheduler last watched each job: `_exports/schedule_state.json` in the data
+/// directory (local or object store), refreshed while `rebuy serve` runs.
+pub struct Watched {
+    store: Arc<dyn object_store::ObjectStore>,
+    path: object_store::path::Path,
+}
+
+impl Watched {
+    pub fn open(warehouse: &Warehouse) -> Result<Self, ExportError> {
+        let (store, root) =
+            object_store::parse_url_opts(warehouse.root(), warehouse.storage_options().iter())
+                .map_err(|e| ExportError::Log(format!("schedule state: {e}")))?;
+        Ok(Watched {
+            store: Arc::from(store),
+            path: root.join("_exports").join("schedule_state.json"),
+        })
+    }
+
+    pub async fn read(&self) -> BTreeMap<String, DateTime<Utc>> {
+        use object_store::ObjectStoreExt;
+        let Ok(got) = self.store.get(&self.path).await else {
+            return BTreeMap::new();
+        };
+        let Ok(bytes) = got.bytes().await else {
+            return BTreeMap::new();
+        };
+        serde_json::from_slice(&bytes).unwrap_or_default()
+    }
+
+    /// Records that `jobs` are watched as of `now`.
+    pub async fn write(&self, jobs: &[ExportJob], now: DateTime<Utc>) {
+        use object_store::ObjectStoreExt;
+        let mut state = self.read().await;
+        for job in jobs.iter().filter(|j| j.schedule.is_some()) {
+            state.insert(job.name.clone(), now);
+        }
+        let Ok(body) = serde_json::to_vec_pretty(&state) else {
+            return;
+        };
+        if let Err(e) = self.store.put(&self.path, body.into()).await {
+            tracing::warn!("cannot record the schedule state: {e}");
+        }
+    }
+}
+
+/// Jobs whose latest slot passed without a successful run while no scheduler was watching
+/// them (the server was down): each runs once now. A job no scheduler ever watched, and that
+/// never ran, has missed nothing.
 pub async fn missed(
     warehouse: &Warehouse,
     jobs: &[ExportJob],
+    watched: &BTreeMap<String, DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Result<Vec<(ExportJob, RunRequest)>, ExportError> {
     let history = runs::latest(warehouse, "true").await?;
@@ -155,7 +203,8 @@ pub async fn missed(
         };
         let slot = slot_of(job, last_due);
         let mine: Vec<_> = history.iter().filter(|e| e.job == job.name).collect();
-        if mine.is_empty() {
+        let known = !mine.is_empty() || watched.get(&job.name).is_some_and(|w| *w < last_due);
+        if !known {
             continue;
         }
         let done = mine
@@ -193,7 +242,15 @@ pub async fn run_schedule(
         tracing::warn!("export runs: {e}");
     }
     let mut timetable = Timetable::new(&jobs, start);
-    match missed(&warehouse, &jobs, start).await {
+    let watched = Watched::open(&warehouse);
+    let before = match &watched {
+        Ok(w) => w.read().await,
+        Err(e) => {
+            tracing::warn!("{e}");
+            BTreeMap::new()
+        }
+    };
+    match missed(&warehouse, &jobs, &before, start).await {
         Ok(list) => {
             for (job, request) in list {
                 spawn_run(&warehouse, job, request, &clock);
@@ -202,18 +259,34 @@ pub async fn run_schedule(
         Err(e) => tracing::warn!("checking for missed export slots: {e}"),
     }
     tokio::pin!(shutdown);
+    let mut noted = Instant::now() - HEARTBEAT;
     loop {
         let now = clock.now();
+        if noted.elapsed() >= HEARTBEAT
+            && let Ok(w) = &watched
+        {
+            w.write(&jobs, now).await;
+            noted = Instant::now();
+        }
         for (job, request) in timetable.due(now) {
             spawn_run(&warehouse, job, request, &clock);
         }
         let wait = timetable.wait(clock.now(), Duration::from_millis(500));
         tokio::select! {
             _ = tokio::time::sleep(wait.max(Duration::from_millis(20))) => {}
-            _ = &mut shutdown => return,
+            _ = &mut shutdown => {
+                if let Ok(w) = &watched {
+                    w.write(&jobs, clock.now()).await;
+                }
+                return;
+            }
         }
     }
 }
+
+/// How often the scheduler notes that it is watching (a slot due within this long of a crash
+/// may be taken as watched and not be caught up; a recorded run is what really counts).
+const HEARTBEAT: Duration = Duration::from_secs(20);
 
 fn spawn_run(warehouse: &Warehouse, job: ExportJob, request: RunRequest, clock: &Arc<dyn Clock>) {
     let warehouse = warehouse.clone();
