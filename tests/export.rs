@@ -493,6 +493,18 @@ retry_backoff_ms = 100
 endpoint = "http://127.0.0.1:{s3_port}"
 region = "us-east-1"
 allow_http = "true"
+
+[[export]]
+name = "big"
+sql = "SELECT o.*, g.value AS copy_no FROM orders o CROSS JOIN generate_series(1, 3000) g"
+destination = "s3://{BUCKET}/segments"
+format = "csv"
+purpose = "analytics"
+
+[export.options]
+endpoint = "http://127.0.0.1:{s3_port}"
+region = "us-east-1"
+allow_http = "true"
 "#
     );
     let (_dir, data, _out) = setup(&jobs);
@@ -616,8 +628,45 @@ allow_http = "true"
         .unwrap();
         assert_ne!(manifest["run_id"], first["run_id"]);
     });
-    let statuses = query(&data, "SELECT status FROM export_runs ORDER BY started_at");
+    let statuses = query(
+        &data,
+        "SELECT status FROM export_runs WHERE job = 'rfm' ORDER BY started_at",
+    );
     assert_eq!(statuses.concat(), ["failed", "succeeded", "succeeded"]);
+
+    // A run killed while it uploads leaves nothing in the job's folder.
+    let log = data.join("export_run_log/_delta_log");
+    let commits = || std::fs::read_dir(&log).map(|d| d.count()).unwrap_or(0);
+    let before = commits();
+    let child = Command::new(bin())
+        .arg("--data")
+        .arg(&data)
+        .args(["export", "run", "big", "--as-of", "2026-07-01"])
+        .env("AWS_ACCESS_KEY_ID", KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut child = Proc(child);
+    let started = Instant::now();
+    while commits() == before {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the run did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        child.0.try_wait().unwrap().is_none(),
+        "the export finished before it was killed"
+    );
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    runtime.block_on(async {
+        assert!(list(&store, "segments/big").await.is_empty());
+    });
 
     // Admins' one-off COPY reaches the configured store, and no other.
     let port = crate::server::free_port();

@@ -131,3 +131,51 @@ impl Destination {
         Url::parse(&format!("{}://{}", self.url.scheme(), host)).ok()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::config::ExportConfig;
+
+    fn job(destination: &str, options: &str) -> Result<ExportJob, String> {
+        let text = format!(
+            "[[export]]\nname = \"j\"\nview = \"customer_rfm\"\ndestination = \"{destination}\"\n\
+             purpose = \"analytics\"\n[export.options]\n{options}\n"
+        );
+        ExportConfig::parse(&text)
+            .map(|mut c| c.jobs.remove(0))
+            .map_err(|(_, m)| m)
+    }
+
+    // No GCS emulator works with object_store writes here: GCS is checked at the
+    // configuration level (the client builds; its keys are GCS keys).
+    #[test]
+    fn gcs_destinations_build_with_gcs_keys_only() {
+        let j = job("gs://bucket/segments", "").unwrap();
+        let d = Destination::open(&j).unwrap();
+        assert_eq!(d.prefix.as_ref(), "segments");
+        assert_eq!(d.store_url().unwrap().as_str(), "gs://bucket");
+        assert_eq!(
+            d.path(&["j", "dt=2026-07-01"]).as_ref(),
+            "segments/j/dt=2026-07-01"
+        );
+        let err = job("gs://bucket/segments", "region = \"us-east-1\"").unwrap_err();
+        assert!(err.contains("unknown option `region`"), "{err}");
+    }
+
+    #[test]
+    fn s3_and_azure_keys_are_checked_per_store() {
+        assert!(
+            job(
+                "s3://b/p",
+                "endpoint = \"http://127.0.0.1:9\"\nallow_http = true"
+            )
+            .is_ok()
+        );
+        let err = job("s3://b/p", "use_emulator = true").unwrap_err();
+        assert!(err.contains("unknown option `use_emulator`"), "{err}");
+        assert!(job("az://container/p", "use_emulator = true").is_ok());
+        let err = job("file:///tmp/x", "endpoint = \"x\"").unwrap_err();
+        assert!(err.contains("unknown option `endpoint`"), "{err}");
+    }
+}
