@@ -21,4 +21,5 @@ pub mod ltv;
 pub mod server;
 pub mod session;
 pub mod storage;
+pub mod summary;
 pub mod views;

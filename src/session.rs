@@ -16,6 +16,8 @@ pub enum SessionError {
     Storage(#[from] StorageError),
     #[error(transparent)]
     View(#[from] crate::views::ViewError),
+    #[error(transparent)]
+    Summary(Box<crate::summary::SummaryError>),
     #[error("registering table {table}: {source}")]
     Register {
         table: &'static str,
@@ -39,6 +41,9 @@ pub async fn build_session(warehouse: &Warehouse) -> Result<SessionContext, Sess
     crate::functions::register_all(&ctx);
     register_tables(&ctx, warehouse).await?;
     register_export_log(&ctx, warehouse).await?;
+    crate::summary::register(&ctx, warehouse)
+        .await
+        .map_err(|e| SessionError::Summary(Box::new(e)))?;
     crate::views::register_views(&ctx).await?;
     Ok(ctx)
 }

@@ -9,6 +9,10 @@ use datafusion::prelude::SessionContext;
 pub const VIEWS: &[(&str, &str)] = &[
     ("purchases", include_str!("../sql/views/purchases.sql")),
     (
+        "customer_base_live",
+        include_str!("../sql/views/customer_base_live.sql"),
+    ),
+    (
         "customer_summary",
         include_str!("../sql/views/customer_summary.sql"),
     ),
@@ -63,18 +67,27 @@ pub struct ViewError {
 /// (Re)creates every view in `ctx`. Views hold references to the tables registered when they
 /// are created, so call this again after re-registering tables.
 pub async fn register_views(ctx: &SessionContext) -> Result<(), ViewError> {
-    for (name, sql) in VIEWS {
-        let _ = ctx.deregister_table(*name);
-        let err = |e: DataFusionError| ViewError {
-            view: name,
-            source: Box::new(e),
-        };
-        ctx.sql(sql)
-            .await
-            .map_err(err)?
-            .collect()
-            .await
-            .map_err(err)?;
+    for (name, _) in VIEWS {
+        register_view(ctx, name).await?;
     }
+    Ok(())
+}
+
+/// (Re-)creates one view of [`VIEWS`] by name (its dependencies must be there).
+pub async fn register_view(ctx: &SessionContext, name: &str) -> Result<(), ViewError> {
+    let Some((name, sql)) = VIEWS.iter().find(|(n, _)| *n == name) else {
+        return Ok(());
+    };
+    let _ = ctx.deregister_table(*name);
+    let err = |e: DataFusionError| ViewError {
+        view: name,
+        source: Box::new(e),
+    };
+    ctx.sql(sql)
+        .await
+        .map_err(err)?
+        .collect()
+        .await
+        .map_err(err)?;
     Ok(())
 }

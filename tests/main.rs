@@ -9,3 +9,4 @@ mod export;
 mod ingest;
 mod object_store;
 mod server;
+mod summary;

@@ -12,49 +12,25 @@
 --   frequency = purchase_days - 1; recency = days first to last purchase day;
 --   t = days first purchase day to as_of(); monetary_value = mean USD total of the repeat
 --   purchase days (the first day excluded), 0 when frequency = 0.
+-- Computed from customer_base (kept by ingest) when customer_base_usable(), else from
+-- customer_base_live: the same SQL either way (see src/summary.rs).
 -- Used by: customer_rfm, customer_layers, winback_candidates, lifetime-value models, dashboards.
 CREATE VIEW customer_summary AS
-WITH per_day AS (
-    SELECT customer_id, day_number, SUM(amount_usd) AS day_usd
-    FROM purchases
-    GROUP BY customer_id, day_number
-),
-days AS (
-    SELECT customer_id,
-           COUNT(*) AS purchase_days,
-           MIN(day_number) AS first_day,
-           MAX(day_number) AS last_day,
-           SUM(day_usd) AS days_usd,
-           first_value(day_usd ORDER BY day_number) AS first_day_usd
-    FROM per_day
-    GROUP BY customer_id
-),
-per_order AS (
-    SELECT customer_id,
-           COUNT(*) AS order_count,
-           MIN(order_ts) AS first_purchase_ts,
-           MAX(order_ts) AS last_purchase_ts,
-           SUM(amount_usd) AS revenue_usd,
-           repurchase_interval_days(order_ts) AS mean_interval_days,
-           median_repurchase_interval_days(order_ts) AS median_interval_days,
-           next_order_due(order_ts) AS next_order_due,
-           last_value(region ORDER BY order_ts) AS region,
-           last_value(country ORDER BY order_ts) AS country,
-           last_value(category ORDER BY order_ts) AS category,
-           bool_or(is_subscription) AS is_subscriber
-    FROM purchases
-    GROUP BY customer_id
+WITH o AS (
+    SELECT * FROM customer_base WHERE customer_base_usable()
+    UNION ALL
+    SELECT * FROM customer_base_live WHERE NOT customer_base_usable()
 )
 SELECT o.customer_id,
        o.first_purchase_ts,
        o.last_purchase_ts,
        o.order_count,
-       d.purchase_days AS purchase_count,
-       d.purchase_days,
+       o.purchase_days AS purchase_count,
+       o.purchase_days,
        o.revenue_usd,
        o.revenue_usd / o.order_count AS avg_order_value_usd,
-       CAST(as_of() AS INT) - d.last_day AS recency_days,
-       CAST(as_of() AS INT) - d.first_day AS tenure_days,
+       CAST(as_of() AS INT) - o.last_day AS recency_days,
+       CAST(as_of() AS INT) - o.first_day AS tenure_days,
        o.mean_interval_days,
        o.median_interval_days,
        o.next_order_due,
@@ -66,12 +42,11 @@ SELECT o.customer_id,
        c.member_tier,
        COALESCE(c.marketing_consent, false) AS marketing_consent,
        c.signup_ts,
-       d.purchase_days - 1 AS frequency,
-       CAST(d.last_day - d.first_day AS DOUBLE) AS recency,
-       CAST(CAST(as_of() AS INT) - d.first_day AS DOUBLE) AS t,
-       CASE WHEN d.purchase_days > 1
-            THEN (d.days_usd - d.first_day_usd) / CAST(d.purchase_days - 1 AS DOUBLE)
+       o.purchase_days - 1 AS frequency,
+       CAST(o.last_day - o.first_day AS DOUBLE) AS recency,
+       CAST(CAST(as_of() AS INT) - o.first_day AS DOUBLE) AS t,
+       CASE WHEN o.purchase_days > 1
+            THEN (o.days_usd - o.first_day_usd) / CAST(o.purchase_days - 1 AS DOUBLE)
             ELSE 0.0 END AS monetary_value
-FROM per_order o
-JOIN days d ON d.customer_id = o.customer_id
+FROM o
 LEFT JOIN customers c ON c.customer_id = o.customer_id

@@ -70,6 +70,11 @@ pub const NUMERIC_SETTINGS: &[(&str, f64, &str)] = &[
         "customer_layers: fewest purchase days of a high-potential dormant customer",
     ),
     (
+        "use_customer_base",
+        1.0,
+        "customer_summary: 1 reads the customer summary kept by ingest (table customer_base) when it stands in exactly for the computation from orders; 0 always computes from orders",
+    ),
+    (
         "holdout_days",
         180.0,
         "clv_backtest: the models are fitted on purchases up to as_of() minus this many days and compared with the purchases after",
@@ -284,7 +289,7 @@ static SETTING_DOC: LazyLock<Documentation> = LazyLock::new(|| {
     .build()
 });
 
-fn setting_value(config: &datafusion::config::ConfigOptions, name: &str) -> Result<f64> {
+pub fn setting_value(config: &datafusion::config::ConfigOptions, name: &str) -> Result<f64> {
     let defaults = RebuyOptions::default();
     let options = config.extensions.get::<RebuyOptions>().unwrap_or(&defaults);
     options.number(name).ok_or_else(|| {

@@ -758,5 +758,18 @@ pub async fn ingest(
     report.superseded = outcome.superseded;
     report.version = outcome.version;
     report.committed = outcome.committed;
+    if table == TableKind::Orders {
+        // The customer summary follows the orders; if this fails the views compute from
+        // orders until the next ingest rewrites it.
+        let phase = std::time::Instant::now();
+        match crate::summary::refresh(warehouse).await {
+            Ok(true) => tracing::debug!(
+                "customer summary rewritten in {:.2}s",
+                phase.elapsed().as_secs_f64()
+            ),
+            Ok(false) => {}
+            Err(e) => tracing::warn!("customer summary not updated (views read orders): {e}"),
+        }
+    }
     Ok(report)
 }

@@ -1,0 +1,58 @@
+-- customer_base_live: the parts of customer_summary that do not depend on the as-of date beyond
+-- which purchases count, computed from `purchases` (so: up to as_of()). One row per customer.
+-- `rebuy ingest orders` stores this as the table customer_base (as of the last order day);
+-- customer_summary reads that table instead when customer_base_usable() says it stands in
+-- exactly (same orders version, as-of date on or after the last order day), else this view.
+--   first_day, last_day   first and last purchase day (days since 1970-01-01)
+--   days_usd              USD total of all purchase days; first_day_usd that of the first one
+CREATE VIEW customer_base_live AS
+WITH per_day AS (
+    SELECT customer_id, day_number, SUM(amount_usd) AS day_usd
+    FROM purchases
+    GROUP BY customer_id, day_number
+),
+days AS (
+    SELECT customer_id,
+           COUNT(*) AS purchase_days,
+           MIN(day_number) AS first_day,
+           MAX(day_number) AS last_day,
+           SUM(day_usd) AS days_usd,
+           first_value(day_usd ORDER BY day_number) AS first_day_usd
+    FROM per_day
+    GROUP BY customer_id
+),
+per_order AS (
+    SELECT customer_id,
+           COUNT(*) AS order_count,
+           MIN(order_ts) AS first_purchase_ts,
+           MAX(order_ts) AS last_purchase_ts,
+           SUM(amount_usd) AS revenue_usd,
+           repurchase_interval_days(order_ts) AS mean_interval_days,
+           median_repurchase_interval_days(order_ts) AS median_interval_days,
+           next_order_due(order_ts) AS next_order_due,
+           last_value(region ORDER BY order_ts) AS region,
+           last_value(country ORDER BY order_ts) AS country,
+           last_value(category ORDER BY order_ts) AS category,
+           bool_or(is_subscription) AS is_subscriber
+    FROM purchases
+    GROUP BY customer_id
+)
+SELECT CAST(o.customer_id AS VARCHAR) AS customer_id,
+       o.first_purchase_ts,
+       o.last_purchase_ts,
+       o.order_count,
+       d.purchase_days,
+       o.revenue_usd,
+       o.mean_interval_days,
+       o.median_interval_days,
+       o.next_order_due,
+       CAST(o.region AS VARCHAR) AS region,
+       CAST(o.country AS VARCHAR) AS country,
+       CAST(o.category AS VARCHAR) AS category,
+       o.is_subscriber,
+       d.first_day,
+       d.last_day,
+       d.days_usd,
+       d.first_day_usd
+FROM per_order o
+JOIN days d ON d.customer_id = o.customer_id
