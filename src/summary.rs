@@ -42,10 +42,23 @@ pub enum SummaryError {
     Write(String),
 }
 
+/// Identifies the summary's definition: a summary made by another version of
+/// `customer_base_live.sql` is not used (the next ingest rewrites it).
+fn format_id() -> String {
+    use sha2::Digest;
+    let sql = crate::views::VIEWS
+        .iter()
+        .find(|(n, _)| *n == LIVE_VIEW)
+        .map_or("", |(_, s)| s);
+    hex::encode(&sha2::Sha256::digest(sql.as_bytes())[..8])
+}
+
 /// What a stored summary covers, from its commit metadata.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Coverage {
     pub orders_version: u64,
+    /// Whether it was made by the current definition (`customer_base_live.sql`).
+    pub current_format: bool,
     /// The last order day (days since 1970-01-01) of any order in that version.
     pub through_day: i32,
 }
@@ -63,10 +76,12 @@ async fn coverage(warehouse: &Warehouse) -> Result<Option<Coverage>, SummaryErro
         return Ok(None);
     };
     let get = |k: &str| info.info.get(k).and_then(|v| v.as_i64());
+    let format = info.info.get("rebuy.summary_format").and_then(|v| v.as_str());
     Ok(
         match (get("rebuy.orders_version"), get("rebuy.through_day")) {
             (Some(v), Some(d)) => Some(Coverage {
                 orders_version: v as u64,
+                current_format: format == Some(format_id().as_str()),
                 through_day: d as i32,
             }),
             _ => None,
@@ -80,7 +95,7 @@ async fn coverage(warehouse: &Warehouse) -> Result<Option<Coverage>, SummaryErro
 pub async fn register(ctx: &SessionContext, warehouse: &Warehouse) -> Result<(), SummaryError> {
     let orders_version = warehouse.version(TableKind::Orders).await?;
     let usable = match (coverage(warehouse).await?, orders_version) {
-        (Some(c), Some(v)) if c.orders_version == v => Some(c.through_day),
+        (Some(c), Some(v)) if c.orders_version == v && c.current_format => Some(c.through_day),
         _ => None,
     };
     let _ = ctx.deregister_table(TABLE);
@@ -119,7 +134,7 @@ pub async fn refresh(warehouse: &Warehouse) -> Result<bool, SummaryError> {
     };
     if coverage(warehouse)
         .await?
-        .is_some_and(|c| c.orders_version == orders_version)
+        .is_some_and(|c| c.orders_version == orders_version && c.current_format)
     {
         return Ok(false);
     }
@@ -160,6 +175,7 @@ pub async fn refresh(warehouse: &Warehouse) -> Result<bool, SummaryError> {
     metadata.insert("rebuy.operation".into(), "customer summary".into());
     metadata.insert("rebuy.orders_version".into(), orders_version.into());
     metadata.insert("rebuy.through_day".into(), through_day.into());
+    metadata.insert("rebuy.summary_format".into(), format_id().into());
     table
         .write(Vec::new())
         .with_input_plan(plan)

@@ -13,6 +13,10 @@ pub const VIEWS: &[(&str, &str)] = &[
         include_str!("../sql/views/customer_base_live.sql"),
     ),
     (
+        "customer_facts",
+        include_str!("../sql/views/customer_facts.sql"),
+    ),
+    (
         "customer_summary",
         include_str!("../sql/views/customer_summary.sql"),
     ),

@@ -11,6 +11,7 @@ const VIEWS: &[&str] = &[
     "customer_rfm",
     "customer_layers",
     "winback_candidates",
+    "repurchase_rate",
 ];
 
 /// Every row of `view` at `as_of`, sorted, with the summary used or not.

@@ -3,8 +3,10 @@
 -- `rebuy ingest orders` stores this as the table customer_base (as of the last order day);
 -- customer_summary reads that table instead when customer_base_usable() says it stands in
 -- exactly (same orders version, as-of date on or after the last order day), else this view.
---   first_day, last_day   first and last purchase day (days since 1970-01-01)
+--   first_day, last_day   first and last purchase day (days since 1970-01-01); second_day the
+--                         second purchase day (NULL with one)
 --   days_usd              USD total of all purchase days; first_day_usd that of the first one
+--   first_region, first_category  those of the customer's first purchase
 CREATE VIEW customer_base_live AS
 WITH per_day AS (
     SELECT customer_id, day_number, SUM(amount_usd) AS day_usd
@@ -16,6 +18,7 @@ days AS (
            COUNT(*) AS purchase_days,
            MIN(day_number) AS first_day,
            MAX(day_number) AS last_day,
+           nth_value(day_number, 2 ORDER BY day_number) AS second_day,
            SUM(day_usd) AS days_usd,
            first_value(day_usd ORDER BY day_number) AS first_day_usd
     FROM per_day
@@ -33,6 +36,8 @@ per_order AS (
            last_value(region ORDER BY order_ts) AS region,
            last_value(country ORDER BY order_ts) AS country,
            last_value(category ORDER BY order_ts) AS category,
+           first_value(region ORDER BY order_ts) AS first_region,
+           first_value(category ORDER BY order_ts) AS first_category,
            bool_or(is_subscription) AS is_subscriber
     FROM purchases
     GROUP BY customer_id
@@ -52,7 +57,10 @@ SELECT CAST(o.customer_id AS VARCHAR) AS customer_id,
        o.is_subscriber,
        d.first_day,
        d.last_day,
+       d.second_day,
        d.days_usd,
-       d.first_day_usd
+       d.first_day_usd,
+       CAST(o.first_region AS VARCHAR) AS first_region,
+       CAST(o.first_category AS VARCHAR) AS first_category
 FROM per_order o
 JOIN days d ON d.customer_id = o.customer_id

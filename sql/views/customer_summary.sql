@@ -12,15 +12,10 @@
 --   frequency = purchase_days - 1; recency = days first to last purchase day;
 --   t = days first purchase day to as_of(); monetary_value = mean USD total of the repeat
 --   purchase days (the first day excluded), 0 when frequency = 0.
--- Computed from customer_base (kept by ingest) when customer_base_usable(), else from
--- customer_base_live: the same SQL either way (see src/summary.rs).
+-- Reads customer_facts: the summary kept by ingest when it stands in exactly, else computed
+-- from purchases with the same SQL (see src/summary.rs).
 -- Used by: customer_rfm, customer_layers, winback_candidates, lifetime-value models, dashboards.
 CREATE VIEW customer_summary AS
-WITH o AS (
-    SELECT * FROM customer_base WHERE customer_base_usable()
-    UNION ALL
-    SELECT * FROM customer_base_live WHERE NOT customer_base_usable()
-)
 SELECT o.customer_id,
        o.first_purchase_ts,
        o.last_purchase_ts,
@@ -48,5 +43,5 @@ SELECT o.customer_id,
        CASE WHEN o.purchase_days > 1
             THEN (o.days_usd - o.first_day_usd) / CAST(o.purchase_days - 1 AS DOUBLE)
             ELSE 0.0 END AS monetary_value
-FROM o
+FROM customer_facts o
 LEFT JOIN customers c ON c.customer_id = o.customer_id

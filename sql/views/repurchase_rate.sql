@@ -10,30 +10,20 @@
 --                                 true when N days have passed since the cohort's last first
 --                                 purchase, i.e. the rate can no longer rise
 --   repeat_revenue_share          share of the cohort's revenue_usd made on repeat purchase days
+-- Per customer it reads customer_facts (first purchase, purchase days, day totals, second
+-- purchase day), kept by ingest for the current data.
 CREATE VIEW repurchase_rate AS
-WITH per_day AS (
-    SELECT customer_id, day_number, SUM(amount_usd) AS day_usd
-    FROM purchases
-    GROUP BY customer_id, day_number
-),
-firsts AS (
+WITH cust AS (
     SELECT customer_id,
-           first_value(region ORDER BY order_ts) AS region,
-           first_value(category ORDER BY order_ts) AS category,
-           to_char(MIN(order_ts), '%Y-%m') AS first_purchase_month,
-           MIN(day_number) AS first_day
-    FROM purchases
-    GROUP BY customer_id
-),
-cust AS (
-    SELECT f.customer_id, f.region, f.category, f.first_purchase_month, f.first_day,
-           COUNT(*) AS purchase_days,
-           SUM(d.day_usd) AS revenue_usd,
-           SUM(CASE WHEN d.day_number > f.first_day THEN d.day_usd ELSE 0.0 END) AS repeat_revenue_usd,
-           MIN(CASE WHEN d.day_number > f.first_day THEN d.day_number END) - f.first_day AS days_to_second
-    FROM firsts f
-    JOIN per_day d ON d.customer_id = f.customer_id
-    GROUP BY f.customer_id, f.region, f.category, f.first_purchase_month, f.first_day
+           first_region AS region,
+           first_category AS category,
+           to_char(first_purchase_ts, '%Y-%m') AS first_purchase_month,
+           first_day,
+           purchase_days,
+           days_usd AS revenue_usd,
+           days_usd - first_day_usd AS repeat_revenue_usd,
+           second_day - first_day AS days_to_second
+    FROM customer_facts
 )
 SELECT region,
        category,

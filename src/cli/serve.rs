@@ -117,6 +117,11 @@ pub async fn run(warehouse: &Warehouse, args: ServeArgs) -> anyhow::Result<Done>
             config.server.auth = AuthMode::Trust;
         }
     }
+    // The customer summary follows the orders (after an upgrade, or an ingest whose
+    // summary step failed); the views compute from orders while it lags.
+    if let Err(e) = crate::summary::refresh(warehouse).await {
+        tracing::warn!("customer summary not updated (views read orders): {e}");
+    }
     // Export jobs are checked before anything listens or runs.
     let exports = super::export::load_checked(warehouse, &path).await?;
     config.exports = exports.jobs.clone();
