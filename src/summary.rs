@@ -76,7 +76,10 @@ async fn coverage(warehouse: &Warehouse) -> Result<Option<Coverage>, SummaryErro
         return Ok(None);
     };
     let get = |k: &str| info.info.get(k).and_then(|v| v.as_i64());
-    let format = info.info.get("rebuy.summary_format").and_then(|v| v.as_str());
+    let format = info
+        .info
+        .get("rebuy.summary_format")
+        .and_then(|v| v.as_str());
     Ok(
         match (get("rebuy.orders_version"), get("rebuy.through_day")) {
             (Some(v), Some(d)) => Some(Coverage {

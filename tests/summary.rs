@@ -12,6 +12,8 @@ const VIEWS: &[&str] = &[
     "customer_layers",
     "winback_candidates",
     "repurchase_rate",
+    "cohort_retention",
+    "interval_stats",
 ];
 
 /// Every row of `view` at `as_of`, sorted, with the summary used or not.

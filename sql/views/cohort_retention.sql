@@ -5,36 +5,33 @@
 --   retention          active_customers / cohort_customers
 --   revenue_usd        their purchases in that month
 --   is_mature          true when that calendar month has ended on or before as_of()
+-- Per customer it reads customer_facts (first purchase, months with purchases and their USD
+-- totals), kept by ingest for the current data.
 CREATE VIEW cohort_retention AS
-WITH firsts AS (
-    SELECT customer_id, MIN(order_ts) AS first_ts
-    FROM purchases
-    GROUP BY customer_id
+WITH cust AS (
+    SELECT to_char(first_purchase_ts, '%Y-%m') AS cohort_month,
+           CAST(date_part('year', first_purchase_ts) * 12 + date_part('month', first_purchase_ts) AS BIGINT) AS cohort_index,
+           active_months,
+           month_usd
+    FROM customer_facts
 ),
 sized AS (
-    SELECT to_char(first_ts, '%Y-%m') AS cohort_month,
-           CAST(date_part('year', first_ts) * 12 + date_part('month', first_ts) AS BIGINT) AS cohort_index,
-           COUNT(*) AS cohort_customers
-    FROM firsts
+    SELECT cohort_month, cohort_index, COUNT(*) AS cohort_customers
+    FROM cust
     GROUP BY 1, 2
 ),
 activity AS (
-    SELECT to_char(f.first_ts, '%Y-%m') AS cohort_month,
-           CAST((date_part('year', p.order_ts) * 12 + date_part('month', p.order_ts))
-              - (date_part('year', f.first_ts) * 12 + date_part('month', f.first_ts)) AS BIGINT) AS months_since_first,
-           p.customer_id,
-           p.amount_usd
-    FROM purchases p
-    JOIN firsts f ON f.customer_id = p.customer_id
+    SELECT cohort_month, unnest(active_months) AS month_index, unnest(month_usd) AS usd
+    FROM cust
 )
 SELECT a.cohort_month,
-       a.months_since_first,
+       a.month_index - s.cohort_index AS months_since_first,
        s.cohort_customers,
-       COUNT(DISTINCT a.customer_id) AS active_customers,
-       CAST(COUNT(DISTINCT a.customer_id) AS DOUBLE) / s.cohort_customers AS retention,
-       SUM(a.amount_usd) AS revenue_usd,
-       s.cohort_index + a.months_since_first
+       COUNT(*) AS active_customers,
+       CAST(COUNT(*) AS DOUBLE) / s.cohort_customers AS retention,
+       SUM(a.usd) AS revenue_usd,
+       a.month_index
          < CAST(date_part('year', as_of() + INTERVAL '1 day') * 12 + date_part('month', as_of() + INTERVAL '1 day') AS BIGINT) AS is_mature
 FROM activity a
 JOIN sized s ON s.cohort_month = a.cohort_month
-GROUP BY a.cohort_month, a.months_since_first, s.cohort_customers, s.cohort_index
+GROUP BY a.cohort_month, a.month_index, s.cohort_index, s.cohort_customers

@@ -7,6 +7,9 @@
 --                         second purchase day (NULL with one)
 --   days_usd              USD total of all purchase days; first_day_usd that of the first one
 --   first_region, first_category  those of the customer's first purchase
+--   gaps                  the gaps in days between consecutive purchase days, in time order
+--   active_months, month_usd  the UTC months with a purchase (year * 12 + month) in order, and
+--                         the USD total of each
 CREATE VIEW customer_base_live AS
 WITH per_day AS (
     SELECT customer_id, day_number, SUM(amount_usd) AS day_usd
@@ -24,6 +27,20 @@ days AS (
     FROM per_day
     GROUP BY customer_id
 ),
+per_month AS (
+    SELECT customer_id,
+           CAST(date_part('year', order_ts) * 12 + date_part('month', order_ts) AS BIGINT) AS month_index,
+           SUM(amount_usd) AS month_usd
+    FROM purchases
+    GROUP BY 1, 2
+),
+months AS (
+    SELECT customer_id,
+           array_agg(month_index ORDER BY month_index) AS active_months,
+           array_agg(month_usd ORDER BY month_index) AS month_usd
+    FROM per_month
+    GROUP BY customer_id
+),
 per_order AS (
     SELECT customer_id,
            COUNT(*) AS order_count,
@@ -32,6 +49,7 @@ per_order AS (
            SUM(amount_usd) AS revenue_usd,
            repurchase_interval_days(order_ts) AS mean_interval_days,
            median_repurchase_interval_days(order_ts) AS median_interval_days,
+           repurchase_intervals(order_ts) AS gaps,
            next_order_due(order_ts) AS next_order_due,
            last_value(region ORDER BY order_ts) AS region,
            last_value(country ORDER BY order_ts) AS country,
@@ -61,6 +79,10 @@ SELECT CAST(o.customer_id AS VARCHAR) AS customer_id,
        d.days_usd,
        d.first_day_usd,
        CAST(o.first_region AS VARCHAR) AS first_region,
-       CAST(o.first_category AS VARCHAR) AS first_category
+       CAST(o.first_category AS VARCHAR) AS first_category,
+       o.gaps,
+       m.active_months,
+       m.month_usd
 FROM per_order o
 JOIN days d ON d.customer_id = o.customer_id
+JOIN months m ON m.customer_id = o.customer_id

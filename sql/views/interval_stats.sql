@@ -4,15 +4,16 @@
 --   median_gap_days, p90_gap_days, mean_gap_days   over all gaps of the group's customers
 --   share_high_frequency, share_regular, share_scene_triggered, share_loyalty
 --       share of the repeat customers in each repurchase_cycle_class of their median gap
+-- Percentiles are exact (continuous, as PostgreSQL's percentile_cont). Per customer it reads
+-- customer_facts (gaps, median gap, first category and region), kept by ingest.
 CREATE VIEW interval_stats AS
 WITH cust AS (
     SELECT customer_id,
-           first_value(category ORDER BY order_ts) AS category,
-           first_value(region ORDER BY order_ts) AS region,
-           repurchase_intervals(order_ts) AS gaps,
-           median_repurchase_interval_days(order_ts) AS median_gap
-    FROM purchases
-    GROUP BY customer_id
+           first_category AS category,
+           first_region AS region,
+           gaps,
+           median_interval_days AS median_gap
+    FROM customer_facts
 ),
 gaps AS (
     SELECT category, region, unnest(gaps) AS gap
@@ -21,7 +22,7 @@ gaps AS (
 gap_stats AS (
     SELECT category, region,
            median(gap) AS median_gap_days,
-           approx_percentile_cont(0.9) WITHIN GROUP (ORDER BY gap) AS p90_gap_days,
+           percentile_cont(0.9) WITHIN GROUP (ORDER BY gap) AS p90_gap_days,
            avg(gap) AS mean_gap_days
     FROM gaps
     GROUP BY category, region
