@@ -11,8 +11,7 @@ CREATE VIEW cohort_retention AS
 WITH cust AS (
     SELECT to_char(first_purchase_ts, '%Y-%m') AS cohort_month,
            CAST(date_part('year', first_purchase_ts) * 12 + date_part('month', first_purchase_ts) AS BIGINT) AS cohort_index,
-           active_months,
-           month_usd
+           months
     FROM customer_facts
 ),
 sized AS (
@@ -20,9 +19,13 @@ sized AS (
     FROM cust
     GROUP BY 1, 2
 ),
-activity AS (
-    SELECT cohort_month, unnest(active_months) AS month_index, unnest(month_usd) AS usd
+per_month AS (
+    SELECT cohort_month, unnest(months) AS m
     FROM cust
+),
+activity AS (
+    SELECT cohort_month, m['month'] AS month_index, m['usd'] AS usd
+    FROM per_month
 )
 SELECT a.cohort_month,
        a.month_index - s.cohort_index AS months_since_first,

@@ -8,8 +8,8 @@
 --   days_usd              USD total of all purchase days; first_day_usd that of the first one
 --   first_region, first_category  those of the customer's first purchase
 --   gaps                  the gaps in days between consecutive purchase days, in time order
---   active_months, month_usd  the UTC months with a purchase (year * 12 + month) in order, and
---                         the USD total of each
+--   months                the UTC months with a purchase, in order: {month: year * 12 +
+--                         month, usd: the month's USD total}
 CREATE VIEW customer_base_live AS
 WITH per_day AS (
     SELECT customer_id, day_number, SUM(amount_usd) AS day_usd
@@ -21,9 +21,10 @@ days AS (
            COUNT(*) AS purchase_days,
            MIN(day_number) AS first_day,
            MAX(day_number) AS last_day,
-           nth_value(day_number, 2 ORDER BY day_number) AS second_day,
            SUM(day_usd) AS days_usd,
-           first_value(day_usd ORDER BY day_number) AS first_day_usd
+           -- the first day's total: sorting each customer's (day, total) list is much cheaper
+           -- here than an ordered aggregate
+           array_sort(array_agg(named_struct('day', day_number, 'usd', day_usd)))[1]['usd'] AS first_day_usd
     FROM per_day
     GROUP BY customer_id
 ),
@@ -36,8 +37,7 @@ per_month AS (
 ),
 months AS (
     SELECT customer_id,
-           array_agg(month_index ORDER BY month_index) AS active_months,
-           array_agg(month_usd ORDER BY month_index) AS month_usd
+           array_sort(array_agg(named_struct('month', month_index, 'usd', month_usd))) AS months
     FROM per_month
     GROUP BY customer_id
 ),
@@ -75,14 +75,13 @@ SELECT CAST(o.customer_id AS VARCHAR) AS customer_id,
        o.is_subscriber,
        d.first_day,
        d.last_day,
-       d.second_day,
+       CAST(d.first_day + o.gaps[1] AS INT) AS second_day,
        d.days_usd,
        d.first_day_usd,
        CAST(o.first_region AS VARCHAR) AS first_region,
        CAST(o.first_category AS VARCHAR) AS first_category,
        o.gaps,
-       m.active_months,
-       m.month_usd
+       m.months
 FROM per_order o
 JOIN days d ON d.customer_id = o.customer_id
 JOIN months m ON m.customer_id = o.customer_id
