@@ -456,6 +456,17 @@ fn s3_store(port: u16) -> object_store::aws::AmazonS3 {
         .unwrap()
 }
 
+/// The whole object at `path`.
+async fn fetch(store: &impl ObjectStore, path: &str) -> bytes::Bytes {
+    store
+        .get(&path.into())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+}
+
 async fn list(store: &object_store::aws::AmazonS3, prefix: &str) -> BTreeMap<String, u64> {
     use futures::TryStreamExt;
     let prefix = object_store::path::Path::from(prefix);
@@ -566,24 +577,10 @@ allow_http = "true"
                 format!("{slot}/part-00000.parquet").as_str()
             ]
         );
-        let manifest: serde_json::Value = serde_json::from_slice(
-            &store
-                .get(&format!("{slot}/_SUCCESS").into())
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap(),
-        )
-        .unwrap();
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&fetch(&store, &format!("{slot}/_SUCCESS")).await).unwrap();
         // The Parquet file holds what the manifest says.
-        let bytes = store
-            .get(&format!("{slot}/part-00000.parquet").into())
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let bytes = fetch(&store, &format!("{slot}/part-00000.parquet")).await;
         assert_eq!(
             bytes.len() as u64,
             manifest["files"][0]["bytes"].as_u64().unwrap()
@@ -616,16 +613,8 @@ allow_http = "true"
     runtime.block_on(async {
         let objects = list(&store, "segments").await;
         assert_eq!(objects.len(), 2, "{objects:?}");
-        let manifest: serde_json::Value = serde_json::from_slice(
-            &store
-                .get(&format!("{slot}/_SUCCESS").into())
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap(),
-        )
-        .unwrap();
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&fetch(&store, &format!("{slot}/_SUCCESS")).await).unwrap();
         assert_ne!(manifest["run_id"], first["run_id"]);
     });
     let statuses = query(
@@ -849,24 +838,11 @@ use_emulator = "true"
                 "rebuy/layers/dt=2026-07-01/part-00000.csv"
             ]
         );
-        let csv = store
-            .get(&"rebuy/layers/dt=2026-07-01/part-00000.csv".into())
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap();
+        let csv = fetch(&store, &"rebuy/layers/dt=2026-07-01/part-00000.csv").await;
         let lines = csv.iter().filter(|b| **b == b'\n').count();
-        let manifest: serde_json::Value = serde_json::from_slice(
-            &store
-                .get(&"rebuy/layers/dt=2026-07-01/_SUCCESS".into())
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap(),
-        )
-        .unwrap();
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&fetch(&store, &"rebuy/layers/dt=2026-07-01/_SUCCESS").await)
+                .unwrap();
         assert_eq!(manifest["rows"].as_u64().unwrap() as usize, lines - 1);
         manifest
     });

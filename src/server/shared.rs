@@ -147,12 +147,13 @@ async fn read_marker(warehouse: &Warehouse) -> Result<Marker, ServeError> {
     Ok(Marker::Versions(versions))
 }
 
-/// The tables whose commits make the server refresh: the warehouse and the export record.
+/// The tables whose commits make the server refresh: the warehouse, the customer summary
+/// (written just after an orders commit) and the export record.
 fn watched() -> impl Iterator<Item = &'static str> {
     TableKind::ALL
         .iter()
         .map(|k| k.name())
-        .chain([crate::export::runs::TABLE])
+        .chain([crate::summary::TABLE, crate::export::runs::TABLE])
 }
 
 /// The base session, with the configured export destinations' stores registered so that
