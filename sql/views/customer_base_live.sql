@@ -10,6 +10,12 @@
 --   gaps                  the gaps in days between consecutive purchase days, in time order
 --   months                the UTC months with a purchase, in order: {month: year * 12 +
 --                         month, usd: the month's USD total}
+--   r_score, f_score, m_score  customer_rfm's quintiles (NTILE(5), 5 best, ties by customer_id):
+--                         recency ranks by last_day (the same order as recency_days descending
+--                         for every as-of date), frequency by purchase_days, monetary by revenue
+--   revenue_before, revenue_total  customer_layers' high-value ranking: the revenue of the
+--                         customers ranked above (revenue descending, then customer_id), and
+--                         of all customers
 CREATE VIEW customer_base_live AS
 WITH per_day AS (
     SELECT customer_id, day_number, SUM(amount_usd) AS day_usd
@@ -81,7 +87,13 @@ SELECT CAST(o.customer_id AS VARCHAR) AS customer_id,
        CAST(o.first_region AS VARCHAR) AS first_region,
        CAST(o.first_category AS VARCHAR) AS first_category,
        o.gaps,
-       m.months
+       m.months,
+       CAST(NTILE(5) OVER (ORDER BY d.last_day, o.customer_id) AS BIGINT) AS r_score,
+       CAST(NTILE(5) OVER (ORDER BY d.purchase_days, o.customer_id) AS BIGINT) AS f_score,
+       CAST(NTILE(5) OVER (ORDER BY o.revenue_usd, o.customer_id) AS BIGINT) AS m_score,
+       SUM(o.revenue_usd) OVER (ORDER BY o.revenue_usd DESC, o.customer_id
+                                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS revenue_before,
+       SUM(o.revenue_usd) OVER () AS revenue_total
 FROM per_order o
 JOIN days d ON d.customer_id = o.customer_id
 JOIN months m ON m.customer_id = o.customer_id

@@ -10,13 +10,23 @@
 --   5 potential   potential_min_purchases [2] to potential_max_purchases [3] purchase days
 --   6 active      everyone else
 -- Flag high_potential_dormant: dormant with high_potential_min_purchases [3]+ purchase days.
+-- The revenue ranking comes from customer_facts (kept by ingest with the summary).
 CREATE VIEW customer_layers AS
 WITH ranked AS (
-    SELECT s.*,
-           SUM(revenue_usd) OVER (ORDER BY revenue_usd DESC, customer_id
-                                  ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS revenue_before,
-           SUM(revenue_usd) OVER () AS revenue_total
-    FROM customer_summary s
+    -- customer_summary's columns that the layers need, from the same customer_facts row
+    SELECT f.customer_id,
+           CAST(as_of() AS INT) - f.last_day AS recency_days,
+           CAST(as_of() AS INT) - f.first_day AS tenure_days,
+           f.purchase_days,
+           f.revenue_usd,
+           COALESCE(f.region, c.region) AS region,
+           c.member_tier,
+           COALESCE(c.marketing_consent, false) AS marketing_consent,
+           c.signup_ts,
+           f.revenue_before,
+           f.revenue_total
+    FROM customer_facts f
+    LEFT JOIN customers c ON c.customer_id = f.customer_id
 ),
 flags AS (
     SELECT *,

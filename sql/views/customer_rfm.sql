@@ -5,18 +5,16 @@
 -- Scores: NTILE(5), 5 best (most recent, most frequent, highest spend), ties broken by
 -- customer_id so every engine and every run assigns identical scores.
 -- Segment: rfm_segment(r, f, m), segment map rebuy-rfm-v1 (see the function's documentation).
+-- The scores come from customer_facts (kept by ingest with the summary; ranking by the last
+-- purchase day is ranking by recency_days for any as-of date).
 CREATE VIEW customer_rfm AS
-WITH s AS (
-    SELECT customer_id,
-           recency_days,
-           purchase_days AS frequency,
-           revenue_usd AS monetary_usd,
-           CAST(NTILE(5) OVER (ORDER BY recency_days DESC, customer_id) AS BIGINT) AS r_score,
-           CAST(NTILE(5) OVER (ORDER BY purchase_days, customer_id) AS BIGINT) AS f_score,
-           CAST(NTILE(5) OVER (ORDER BY revenue_usd, customer_id) AS BIGINT) AS m_score
-    FROM customer_summary
-)
-SELECT customer_id, recency_days, frequency, monetary_usd, r_score, f_score, m_score,
+SELECT customer_id,
+       CAST(as_of() AS INT) - last_day AS recency_days,
+       purchase_days AS frequency,
+       revenue_usd AS monetary_usd,
+       r_score,
+       f_score,
+       m_score,
        CONCAT(CAST(r_score AS VARCHAR), CAST(f_score AS VARCHAR), CAST(m_score AS VARCHAR)) AS rfm_cell,
        rfm_segment(r_score, f_score, m_score) AS segment
-FROM s
+FROM customer_facts

@@ -136,6 +136,7 @@ pub async fn run(warehouse: &Warehouse, args: ServeArgs) -> anyhow::Result<Done>
         },
     ));
     let listen_text = config.server.listen.clone();
+    let grace = config.server.shutdown_grace_secs;
     let shutdown = async move {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
@@ -155,7 +156,14 @@ pub async fn run(warehouse: &Warehouse, args: ServeArgs) -> anyhow::Result<Done>
         shutdown,
     )
     .await;
-    scheduler.abort();
+    // Exports under way may finish within the same grace as queries; past it the process ends
+    // and they are recorded as interrupted at the next start (their slots stay as they were).
+    if tokio::time::timeout(std::time::Duration::from_secs(grace), scheduler)
+        .await
+        .is_err()
+    {
+        tracing::warn!("exports still running after {grace} s: stopping anyway");
+    }
     served.with_context(|| format!("serving on {listen_text}"))?;
     Ok(Done::Ok)
 }

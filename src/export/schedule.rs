@@ -227,7 +227,7 @@ pub async fn missed(
 
 /// Runs the schedule until `shutdown` resolves: first the missed slots, then each job when
 /// it is due. Runs go on in the background; a job still running when it is due again is
-/// skipped (and logged).
+/// skipped (and logged). After `shutdown`, returns when the runs under way have finished.
 pub async fn run_schedule(
     warehouse: Warehouse,
     jobs: Vec<ExportJob>,
@@ -242,6 +242,7 @@ pub async fn run_schedule(
         tracing::warn!("export runs: {e}");
     }
     let mut timetable = Timetable::new(&jobs, start);
+    let mut running: Vec<tokio::task::JoinHandle<()>> = Vec::new();
     let watched = Watched::open(&warehouse);
     let before = match &watched {
         Ok(w) => w.read().await,
@@ -253,7 +254,7 @@ pub async fn run_schedule(
     match missed(&warehouse, &jobs, &before, start).await {
         Ok(list) => {
             for (job, request) in list {
-                spawn_run(&warehouse, job, request, &clock);
+                running.push(spawn_run(&warehouse, job, request, &clock));
             }
         }
         Err(e) => tracing::warn!("checking for missed export slots: {e}"),
@@ -269,14 +270,19 @@ pub async fn run_schedule(
             noted = Instant::now();
         }
         for (job, request) in timetable.due(now) {
-            spawn_run(&warehouse, job, request, &clock);
+            running.push(spawn_run(&warehouse, job, request, &clock));
         }
+        running.retain(|r| !r.is_finished());
         let wait = timetable.wait(clock.now(), Duration::from_millis(500));
         tokio::select! {
             _ = tokio::time::sleep(wait.max(Duration::from_millis(20))) => {}
             _ = &mut shutdown => {
                 if let Ok(w) = &watched {
                     w.write(&jobs, clock.now()).await;
+                }
+                // Runs under way finish (the caller bounds how long it waits).
+                for run in running {
+                    let _ = run.await;
                 }
                 return;
             }
@@ -288,7 +294,12 @@ pub async fn run_schedule(
 /// may be taken as watched and not be caught up; a recorded run is what really counts).
 const HEARTBEAT: Duration = Duration::from_secs(20);
 
-fn spawn_run(warehouse: &Warehouse, job: ExportJob, request: RunRequest, clock: &Arc<dyn Clock>) {
+fn spawn_run(
+    warehouse: &Warehouse,
+    job: ExportJob,
+    request: RunRequest,
+    clock: &Arc<dyn Clock>,
+) -> tokio::task::JoinHandle<()> {
     let warehouse = warehouse.clone();
     let clock = clock.clone();
     tokio::spawn(async move {
@@ -300,7 +311,7 @@ fn spawn_run(warehouse: &Warehouse, job: ExportJob, request: RunRequest, clock: 
             }
             Err(e) => tracing::error!(job = %job.name, "export: {e}"),
         }
-    });
+    })
 }
 
 #[cfg(test)]
