@@ -852,3 +852,49 @@ use_emulator = "true"
     );
     assert_eq!(manifest["rows"].to_string(), expected);
 }
+
+#[test]
+fn sigterm_lets_a_running_scheduled_export_finish() {
+    let (_dir, data, out) = setup(
+        r#"
+[server]
+auth = "trust"
+
+[[export]]
+name = "wide"
+sql = "SELECT o.order_id, o.customer_id, g.value AS copy_no FROM orders o CROSS JOIN generate_series(1, 1500) g"
+destination = "OUT"
+format = "csv"
+schedule = "0 2 * * *"
+purpose = "analytics"
+"#,
+    );
+    let mut server = serve_with_clock(&data, "2026-07-01T01:59:59Z");
+    // Once the run writes its files, ask the server to stop.
+    let tmp = out.join("_rebuy_tmp/wide");
+    let started = Instant::now();
+    while !tmp.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the export did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let slot = out.join("wide/dt=2026-07-01");
+    assert!(!slot.exists(), "the export finished before SIGTERM");
+    let pid = server.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = server.0.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(manifest(&slot)["rows"], 3000 * 1500);
+    assert_eq!(
+        query(&data, "SELECT status FROM export_runs"),
+        vec![vec!["succeeded".to_string()]]
+    );
+}
