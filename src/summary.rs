@@ -63,10 +63,18 @@ pub struct Coverage {
     pub through_day: i32,
 }
 
-async fn coverage(warehouse: &Warehouse) -> Result<Option<Coverage>, SummaryError> {
+/// The stored summary, if any, with what it covers.
+async fn stored(
+    warehouse: &Warehouse,
+) -> Result<Option<(deltalake::DeltaTable, Option<Coverage>)>, SummaryError> {
     let Some(table) = warehouse.existing_table_named(TABLE).await? else {
         return Ok(None);
     };
+    let coverage = coverage(&table).await?;
+    Ok(Some((table, coverage)))
+}
+
+async fn coverage(table: &deltalake::DeltaTable) -> Result<Option<Coverage>, SummaryError> {
     use futures::StreamExt;
     let latest = table.history(Some(1)).next().await;
     let Some(info) = latest
@@ -97,13 +105,14 @@ async fn coverage(warehouse: &Warehouse) -> Result<Option<Coverage>, SummaryErro
 /// version, else an empty table (never read).
 pub async fn register(ctx: &SessionContext, warehouse: &Warehouse) -> Result<(), SummaryError> {
     let orders_version = warehouse.version(TableKind::Orders).await?;
-    let usable = match (coverage(warehouse).await?, orders_version) {
+    let stored = stored(warehouse).await?;
+    let usable = match (stored.as_ref().and_then(|(_, c)| *c), orders_version) {
         (Some(c), Some(v)) if c.orders_version == v && c.current_format => Some(c.through_day),
         _ => None,
     };
     let _ = ctx.deregister_table(TABLE);
     if usable.is_some()
-        && let Some(table) = warehouse.existing_table_named(TABLE).await?
+        && let Some((table, _)) = stored
     {
         table
             .update_datafusion_session(&ctx.state())
@@ -135,8 +144,9 @@ pub async fn refresh(warehouse: &Warehouse) -> Result<bool, SummaryError> {
     let Some(orders_version) = warehouse.version(TableKind::Orders).await? else {
         return Ok(false);
     };
-    if coverage(warehouse)
+    if stored(warehouse)
         .await?
+        .and_then(|(_, c)| c)
         .is_some_and(|c| c.orders_version == orders_version && c.current_format)
     {
         return Ok(false);
