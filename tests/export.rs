@@ -516,6 +516,18 @@ purpose = "analytics"
 endpoint = "http://127.0.0.1:{s3_port}"
 region = "us-east-1"
 allow_http = "true"
+
+[[export]]
+name = "wide"
+sql = "SELECT o.order_id, o.customer_id, o.order_ts, g.value AS copy_no FROM orders o CROSS JOIN generate_series(1, 300) g"
+destination = "s3://{BUCKET}/segments"
+format = "csv"
+purpose = "analytics"
+
+[export.options]
+endpoint = "http://127.0.0.1:{s3_port}"
+region = "us-east-1"
+allow_http = "true"
 "#
     );
     let (_dir, data, _out) = setup(&jobs);
@@ -655,6 +667,30 @@ allow_http = "true"
     child.0.wait().unwrap();
     runtime.block_on(async {
         assert!(list(&store, "segments/big").await.is_empty());
+    });
+
+    // A file larger than one 10 MiB upload part goes up in parts and arrives whole.
+    let wide = Command::new(bin())
+        .arg("--data")
+        .arg(&data)
+        .args(["export", "run", "wide", "--as-of", "2026-07-01"])
+        .env("AWS_ACCESS_KEY_ID", KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+        .output()
+        .unwrap();
+    assert!(wide.status.success(), "{}", stderr(&wide));
+    runtime.block_on(async {
+        let slot = "segments/wide/dt=2026-07-01";
+        let objects = list(&store, slot).await;
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&fetch(&store, &format!("{slot}/_SUCCESS")).await).unwrap();
+        let part = &objects[&format!("{slot}/part-00000.csv")];
+        assert!(*part > 20 * 1024 * 1024, "{part} bytes");
+        assert_eq!(*part, manifest["bytes"].as_u64().unwrap());
+        let body = fetch(&store, &format!("{slot}/part-00000.csv")).await;
+        let lines = body.iter().filter(|b| **b == b'\n').count();
+        assert_eq!(lines as u64, 3000 * 300 + 1);
+        assert_eq!(manifest["rows"], 3000 * 300);
     });
 
     // Admins' one-off COPY reaches the configured store, and no other.
