@@ -281,17 +281,19 @@ purpose = "marketing"
     );
 }
 
-fn serve_with_clock(data: &Path, clock: &str) -> Proc {
+/// `rebuy serve` on a free port with `env`, once it listens.
+fn serve(data: &Path, env: &[(&str, &str)]) -> (Proc, u16) {
     let port = crate::server::free_port();
     let child = Command::new(bin())
         .arg("--data")
         .arg(data)
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("REBUY_CLOCK", clock)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let server = Proc(child);
     let started = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
@@ -300,7 +302,11 @@ fn serve_with_clock(data: &Path, clock: &str) -> Proc {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    Proc(child)
+    (server, port)
+}
+
+fn serve_with_clock(data: &Path, clock: &str) -> Proc {
+    serve(data, &[("REBUY_CLOCK", clock)]).0
 }
 
 fn wait_for(path: &Path, seconds: u64) {
@@ -444,18 +450,6 @@ purpose = "analytics"
     );
 }
 
-fn s3_store(port: u16) -> object_store::aws::AmazonS3 {
-    object_store::aws::AmazonS3Builder::new()
-        .with_bucket_name(BUCKET)
-        .with_access_key_id(KEY)
-        .with_secret_access_key(SECRET)
-        .with_endpoint(format!("http://127.0.0.1:{port}"))
-        .with_allow_http(true)
-        .with_region("us-east-1")
-        .build()
-        .unwrap()
-}
-
 /// The whole object at `path`.
 async fn fetch(store: &impl ObjectStore, path: &str) -> bytes::Bytes {
     store
@@ -531,19 +525,19 @@ allow_http = "true"
 "#
     );
     let (_dir, data, _out) = setup(&jobs);
-    let run = |data: &Path| {
-        Command::new(bin())
-            .arg("--data")
-            .arg(data)
-            .args(["export", "run", "rfm", "--as-of", "2026-07-01"])
+    // `rebuy export run JOB` for 2026-07-01 with the S3 credentials in the environment.
+    let export = |job: &str| {
+        let mut c = Command::new(bin());
+        c.arg("--data")
+            .arg(&data)
+            .args(["export", "run", job, "--as-of", "2026-07-01"])
             .env("AWS_ACCESS_KEY_ID", KEY)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET)
-            .output()
-            .unwrap()
+            .env("AWS_SECRET_ACCESS_KEY", SECRET);
+        c
     };
 
     // The store is down: the attempts are retried, then the failure is recorded.
-    let down = run(&data);
+    let down = export("rfm").output().unwrap();
     assert_eq!(down.status.code(), Some(1));
     assert!(
         stderr(&down).contains("failed after 3 attempt(s)"),
@@ -576,7 +570,7 @@ allow_http = "true"
         }
         store.delete(&probe).await.unwrap();
     });
-    let up = run(&data);
+    let up = export("rfm").output().unwrap();
     assert!(up.status.success(), "{}", stderr(&up));
     let slot = "segments/rfm/dt=2026-07-01";
     let first = runtime.block_on(async {
@@ -620,7 +614,7 @@ allow_http = "true"
     assert_eq!(first["rows"].to_string(), customers);
 
     // Again: the slot is replaced, not added to.
-    let again = run(&data);
+    let again = export("rfm").output().unwrap();
     assert!(again.status.success(), "{}", stderr(&again));
     runtime.block_on(async {
         let objects = list(&store, "segments").await;
@@ -639,12 +633,7 @@ allow_http = "true"
     let log = data.join("export_run_log/_delta_log");
     let commits = || std::fs::read_dir(&log).map(|d| d.count()).unwrap_or(0);
     let before = commits();
-    let child = Command::new(bin())
-        .arg("--data")
-        .arg(&data)
-        .args(["export", "run", "big", "--as-of", "2026-07-01"])
-        .env("AWS_ACCESS_KEY_ID", KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET)
+    let child = export("big")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -670,14 +659,7 @@ allow_http = "true"
     });
 
     // A file larger than one 10 MiB upload part goes up in parts and arrives whole.
-    let wide = Command::new(bin())
-        .arg("--data")
-        .arg(&data)
-        .args(["export", "run", "wide", "--as-of", "2026-07-01"])
-        .env("AWS_ACCESS_KEY_ID", KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET)
-        .output()
-        .unwrap();
+    let wide = export("wide").output().unwrap();
     assert!(wide.status.success(), "{}", stderr(&wide));
     runtime.block_on(async {
         let slot = "segments/wide/dt=2026-07-01";
@@ -694,26 +676,13 @@ allow_http = "true"
     });
 
     // Admins' one-off COPY reaches the configured store, and no other.
-    let port = crate::server::free_port();
-    let server = Command::new(bin())
-        .arg("--data")
-        .arg(&data)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .env("AWS_ACCESS_KEY_ID", KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _server = Proc(server);
-    let started = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (_server, port) = serve(
+        &data,
+        &[
+            ("AWS_ACCESS_KEY_ID", KEY),
+            ("AWS_SECRET_ACCESS_KEY", SECRET),
+        ],
+    );
     runtime.block_on(async {
         let admin = crate::server::connect_as(port, "ops", None).await.unwrap();
         admin

@@ -28,15 +28,7 @@ fn ingest_from_s3_urls_and_into_a_data_directory_on_s3() {
     let fixture = crate::common::manifest_dir().join("data/fixture/inputs");
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let store = object_store::aws::AmazonS3Builder::new()
-            .with_bucket_name(BUCKET)
-            .with_access_key_id(KEY)
-            .with_secret_access_key(SECRET)
-            .with_endpoint(format!("http://127.0.0.1:{port}"))
-            .with_allow_http(true)
-            .with_region("us-east-1")
-            .build()
-            .unwrap();
+        let store = s3_store(port);
         let deadline = Instant::now() + Duration::from_secs(60);
         for name in ["fx_rates.csv", "orders.csv"] {
             let bytes = std::fs::read(fixture.join(name)).unwrap();

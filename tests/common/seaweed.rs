@@ -82,3 +82,16 @@ pub fn env(s3_port: u16) -> Vec<(&'static str, String)> {
         ("AWS_REGION", "us-east-1".to_string()),
     ]
 }
+
+/// A client of the test bucket on SeaweedFS's S3 port.
+pub fn s3_store(port: u16) -> object_store::aws::AmazonS3 {
+    object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name(BUCKET)
+        .with_access_key_id(KEY)
+        .with_secret_access_key(SECRET)
+        .with_endpoint(format!("http://127.0.0.1:{port}"))
+        .with_allow_http(true)
+        .with_region("us-east-1")
+        .build()
+        .unwrap()
+}
