@@ -458,3 +458,76 @@ fn rejects_from_parallel_validation_come_back_in_input_order() {
         (40_000 - bad_lines.len()).to_string()
     );
 }
+
+/// customer_id of every row of one stored Parquet file, in file order.
+fn stored_customer_ids(file: &std::path::Path) -> Vec<String> {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(file).unwrap())
+        .unwrap()
+        .build()
+        .unwrap();
+    let mut ids = Vec::new();
+    for batch in reader {
+        let batch = batch.unwrap();
+        let col = batch.column_by_name("customer_id").unwrap();
+        let strings = datafusion::arrow::compute::cast(col, &datafusion::arrow::datatypes::DataType::Utf8).unwrap();
+        let strings = strings.as_string::<i32>();
+        ids.extend((0..strings.len()).map(|i| strings.value(i).to_string()));
+    }
+    ids
+}
+
+#[test]
+fn stored_orders_are_clustered_by_customer_within_each_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = warehouse_with_fx(dir.path());
+    // Two loads of orders arriving in time order, customers interleaved.
+    for (load, range) in [(0, 0..3000), (1, 3000..5000)] {
+        let mut csv = String::from(ORDERS_HEADER);
+        for i in range {
+            let day = 1 + (i * 31 / 5000);
+            csv.push_str(&format!(
+                "o-{i},c-{},2025-01-{day:02}T{:02}:00:00Z,10.00,USD,,,,,,,,\n",
+                (i * 7919) % 400,
+                i % 24
+            ));
+        }
+        let input = write(dir.path(), &format!("load{load}.csv"), &csv);
+        let out = rebuy(&data, &["ingest", "orders", input.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let month = data.join("orders").join("order_month=2025-01");
+    let files: Vec<_> = std::fs::read_dir(&month)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    assert!(files.len() >= 2, "one file per load at least: {files:?}");
+    let mut rows = 0;
+    for f in &files {
+        let ids = stored_customer_ids(f);
+        assert!(
+            ids.windows(2).all(|w| w[0] <= w[1]),
+            "{} is not ordered by customer_id: {:?}",
+            f.display(),
+            ids.windows(2).position(|w| w[0] > w[1]).map(|p| &ids[p.saturating_sub(3)..p + 3])
+        );
+        rows += ids.len();
+    }
+    assert_eq!(rows, 5000);
+    // A customer's history still comes back whole, in time order.
+    let history = query(
+        &data,
+        "SELECT order_id FROM orders WHERE customer_id = 'c-7' ORDER BY order_ts, order_id",
+    );
+    let expected: Vec<String> = (0..5000)
+        .filter(|i| (i * 7919) % 400 == 7)
+        .map(|i| format!("o-{i}"))
+        .collect();
+    let mut got: Vec<String> = history.into_iter().map(|r| r[0].clone()).collect();
+    let mut want = expected.clone();
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+}
