@@ -18,6 +18,7 @@ pub mod export;
 pub mod functions;
 pub mod ingest;
 pub mod ltv;
+pub mod optimize;
 pub mod server;
 pub mod session;
 pub mod storage;

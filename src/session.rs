@@ -38,6 +38,7 @@ pub fn session_config() -> SessionConfig {
 /// with their schema, so that queries over them answer rather than fail.
 pub async fn build_session(warehouse: &Warehouse) -> Result<SessionContext, SessionError> {
     let ctx = SessionContext::new_with_config(session_config());
+    ctx.add_optimizer_rule(Arc::new(crate::optimize::DropUnreadCustomersJoin));
     crate::functions::register_all(&ctx);
     register_tables(&ctx, warehouse).await?;
     register_export_log(&ctx, warehouse).await?;

@@ -1,22 +1,24 @@
 -- winback_candidates: tonight's win-back list. The high-potential dormant customers of
 -- customer_layers (no purchase for dormant_days [90] or more but less than churned_days [180],
 -- and high_potential_min_purchases [3]+ purchase days) who consent to marketing, highest revenue
--- first, with their RFM segment. Reads the conditions from customer_summary directly rather than
--- through customer_layers, whose revenue ranking this list does not need.
+-- first, with their RFM segment. Reads customer_facts once (the conditions, the columns of
+-- customer_summary and the RFM scores of customer_rfm are all there) and joins only the
+-- consenting customers, instead of going through customer_layers, customer_summary and
+-- customer_rfm, each of which would read the customer base again.
 CREATE VIEW winback_candidates AS
-SELECT s.customer_id,
-       s.revenue_usd,
-       s.purchase_days,
-       s.last_purchase_ts,
-       s.recency_days,
-       s.next_order_due,
-       r.segment,
-       s.region,
-       s.member_tier
-FROM customer_summary s
-JOIN customer_rfm r ON r.customer_id = s.customer_id
-WHERE s.recency_days >= rebuy_setting('dormant_days')
-  AND s.recency_days < rebuy_setting('churned_days')
-  AND s.purchase_days >= rebuy_setting('high_potential_min_purchases')
-  AND s.marketing_consent
-ORDER BY s.revenue_usd DESC, s.customer_id
+SELECT o.customer_id,
+       o.revenue_usd,
+       o.purchase_days,
+       o.last_purchase_ts,
+       CAST(as_of() AS INT) - o.last_day AS recency_days,
+       o.next_order_due,
+       rfm_segment(o.r_score, o.f_score, o.m_score) AS segment,
+       COALESCE(o.region, c.region) AS region,
+       c.member_tier
+FROM customer_facts o
+JOIN customers c ON c.customer_id = o.customer_id
+WHERE CAST(as_of() AS INT) - o.last_day >= rebuy_setting('dormant_days')
+  AND CAST(as_of() AS INT) - o.last_day < rebuy_setting('churned_days')
+  AND o.purchase_days >= rebuy_setting('high_potential_min_purchases')
+  AND c.marketing_consent
+ORDER BY o.revenue_usd DESC, o.customer_id
