@@ -5,6 +5,7 @@
 //! | settings | `as_of.rs` | `as_of()`, `rebuy_setting(name)`; settings `rebuy.as_of`, `rebuy.dormant_days`, … |
 //! | repurchase intervals | `repurchase.rs` | `repurchase_interval_days`, `median_repurchase_interval_days`, `repurchase_intervals`, `next_order_due`, `repurchase_cycle_class` |
 //! | RFM | `rfm.rs` | `rfm_segment` |
+//! | value at the first or latest row | `arg.rs` | `arg_max(value, key)`, `arg_min(value, key)` |
 //! | lifetime value | `ltv.rs` | `bgnbd_fit`, `mbgnbd_fit`, `gamma_gamma_fit`, `bgnbd_expected_purchases`, `bgnbd_p_alive`, `bgnbd_expected_purchases_new`, `mbgnbd_expected_purchases`, `mbgnbd_p_alive`, `gamma_gamma_expected_value`, `clv` |
 //!
 //! Every function carries a [`Documentation`](datafusion::logical_expr::Documentation) whose SQL
@@ -15,6 +16,7 @@
 //! time through [`FunctionError`]), give it documentation with a runnable example, and list it
 //! in [`scalar_functions`] or [`aggregate_functions`].
 
+pub mod arg;
 pub mod as_of;
 pub mod ltv;
 pub mod repurchase;
@@ -92,6 +94,11 @@ pub fn aggregate_functions() -> Vec<AggregateUDF> {
         ]
         .into_iter()
         .map(|k| AggregateUDF::from(ltv::FitAggregate::new(k))),
+    )
+    .chain(
+        [arg::ArgEnd::Max, arg::ArgEnd::Min]
+            .into_iter()
+            .map(|e| AggregateUDF::from(arg::ArgAggregate::new(e))),
     )
     .collect()
 }

@@ -38,6 +38,7 @@ use datafusion::logical_expr::{
 };
 
 use super::FunctionError;
+use smallvec::SmallVec;
 
 const DAY_MICROS: i64 = 86_400_000_000;
 
@@ -241,6 +242,7 @@ impl AggregateUDFImpl for RepurchaseAggregate {
         Ok(Box::new(DaysGroups {
             kind: self.kind,
             days: Vec::new(),
+            stored: 0,
         }))
     }
 
@@ -322,11 +324,17 @@ impl Accumulator for DaysAccumulator {
     }
 }
 
+/// The purchase days of one group: most customers have a handful, kept inline.
+type GroupDays = SmallVec<[i32; 4]>;
+
 /// All groups' purchase days, indexed by group.
 #[derive(Debug)]
 struct DaysGroups {
     kind: IntervalKind,
-    days: Vec<Vec<i32>>,
+    days: Vec<GroupDays>,
+    /// Days held in all groups (for `size`, which DataFusion asks after every batch: summing
+    /// over millions of groups each time would cost more than the aggregation).
+    stored: usize,
 }
 
 impl DaysGroups {
@@ -335,7 +343,19 @@ impl DaysGroups {
         // Most customers have a handful of days; skip the common repeat of the last one.
         if v.last() != Some(&day) {
             v.push(day);
+            self.stored += 1;
         }
+    }
+
+    /// The groups `emit_to` asks for, sorted and without repeated days.
+    fn take(&mut self, emit_to: EmitTo) -> Vec<GroupDays> {
+        let mut groups = emit_to.take_needed(&mut self.days);
+        for days in &mut groups {
+            self.stored -= days.len();
+            days.sort_unstable();
+            days.dedup();
+        }
+        groups
     }
 }
 
@@ -347,7 +367,7 @@ impl GroupsAccumulator for DaysGroups {
         opt_filter: Option<&BooleanArray>,
         total_num_groups: usize,
     ) -> Result<()> {
-        self.days.resize_with(total_num_groups, Vec::new);
+        self.days.resize_with(total_num_groups, GroupDays::new);
         let days = day_values(&values[0])?;
         for (row, &g) in group_indices.iter().enumerate() {
             if days.is_null(row) || opt_filter.is_some_and(|f| !f.is_valid(row) || !f.value(row)) {
@@ -364,7 +384,7 @@ impl GroupsAccumulator for DaysGroups {
         group_indices: &[usize],
         total_num_groups: usize,
     ) -> Result<()> {
-        self.days.resize_with(total_num_groups, Vec::new);
+        self.days.resize_with(total_num_groups, GroupDays::new);
         let lists: &ListArray = values[0].as_list::<i32>();
         for (row, &g) in group_indices.iter().enumerate() {
             if lists.is_valid(row) {
@@ -382,12 +402,11 @@ impl GroupsAccumulator for DaysGroups {
     }
 
     fn evaluate(&mut self, emit_to: EmitTo) -> Result<ArrayRef> {
-        let mut groups = emit_to.take_needed(&mut self.days);
+        let groups = self.take(emit_to);
         Ok(match self.kind {
             IntervalKind::Mean | IntervalKind::Median => {
                 let mut b = Float64Builder::with_capacity(groups.len());
-                for days in &mut groups {
-                    normalize(days);
+                for days in &groups {
                     b.append_option(match self.kind {
                         IntervalKind::Mean => mean_gap(days),
                         _ => median(gaps(days)),
@@ -397,16 +416,14 @@ impl GroupsAccumulator for DaysGroups {
             }
             IntervalKind::NextDue => {
                 let mut b = Date32Builder::with_capacity(groups.len());
-                for days in &mut groups {
-                    normalize(days);
+                for days in &groups {
                     b.append_option(next_due(days));
                 }
                 Arc::new(b.finish())
             }
             IntervalKind::List => {
                 let mut b = ListBuilder::new(Int64Builder::new());
-                for days in &mut groups {
-                    normalize(days);
+                for days in &groups {
                     b.values().append_slice(&gaps(days));
                     b.append(true);
                 }
@@ -416,10 +433,9 @@ impl GroupsAccumulator for DaysGroups {
     }
 
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
-        let groups = emit_to.take_needed(&mut self.days);
+        let groups = self.take(emit_to);
         let mut b = ListBuilder::new(Int32Builder::new());
-        for mut days in groups {
-            normalize(&mut days);
+        for days in groups {
             b.values().append_slice(&days);
             b.append(true);
         }
@@ -447,8 +463,9 @@ impl GroupsAccumulator for DaysGroups {
     }
 
     fn size(&self) -> usize {
-        self.days.capacity() * std::mem::size_of::<Vec<i32>>()
-            + self.days.iter().map(|d| d.capacity() * 4).sum::<usize>()
+        // Inline slots are in the first term; days beyond them are counted once more, as
+        // if each lived on the heap (an upper bound).
+        self.days.capacity() * std::mem::size_of::<GroupDays>() + self.stored * 4
     }
 }
 
