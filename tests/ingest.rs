@@ -471,7 +471,9 @@ fn stored_customer_ids(file: &std::path::Path) -> Vec<String> {
     for batch in reader {
         let batch = batch.unwrap();
         let col = batch.column_by_name("customer_id").unwrap();
-        let strings = datafusion::arrow::compute::cast(col, &datafusion::arrow::datatypes::DataType::Utf8).unwrap();
+        let strings =
+            datafusion::arrow::compute::cast(col, &datafusion::arrow::datatypes::DataType::Utf8)
+                .unwrap();
         let strings = strings.as_string::<i32>();
         ids.extend((0..strings.len()).map(|i| strings.value(i).to_string()));
     }
@@ -511,7 +513,9 @@ fn stored_orders_are_clustered_by_customer_within_each_file() {
             ids.windows(2).all(|w| w[0] <= w[1]),
             "{} is not ordered by customer_id: {:?}",
             f.display(),
-            ids.windows(2).position(|w| w[0] > w[1]).map(|p| &ids[p.saturating_sub(3)..p + 3])
+            ids.windows(2)
+                .position(|w| w[0] > w[1])
+                .map(|p| &ids[p.saturating_sub(3)..p + 3])
         );
         rows += ids.len();
     }

@@ -80,10 +80,14 @@ fn the_kept_summary_gives_the_answers_of_the_computation_from_orders() {
     assert!(plan.contains("customer_base"), "{plan}");
     // The lifetime-value inputs read no column of customers: the join to it is left out
     // (customers has one row per customer_id); asking for the member tier keeps it.
-    let ltv_inputs = "SELECT customer_id, frequency, recency, t, monetary_value FROM customer_summary";
+    let ltv_inputs =
+        "SELECT customer_id, frequency, recency, t, monetary_value FROM customer_summary";
     let plan = format!(
         "{:?}",
-        query(&data, &format!("SET rebuy.as_of = '2026-07-01'; EXPLAIN {ltv_inputs}"))
+        query(
+            &data,
+            &format!("SET rebuy.as_of = '2026-07-01'; EXPLAIN {ltv_inputs}")
+        )
     );
     assert!(!plan.contains("TableScan: customers"), "{plan}");
     let plan = format!(
@@ -94,7 +98,10 @@ fn the_kept_summary_gives_the_answers_of_the_computation_from_orders() {
         )
     );
     assert!(plan.contains("TableScan: customers"), "{plan}");
-    let inputs = query(&data, &format!("SET rebuy.as_of = '2026-07-01'; {ltv_inputs}"));
+    let inputs = query(
+        &data,
+        &format!("SET rebuy.as_of = '2026-07-01'; {ltv_inputs}"),
+    );
     let customers = query_one(
         &data,
         "SET rebuy.as_of = '2026-07-01'; SELECT COUNT(DISTINCT customer_id) FROM orders \

@@ -24,8 +24,8 @@ use datafusion::common::{ScalarValue, plan_err};
 use datafusion::error::Result;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
 use datafusion::logical_expr::{
-    Accumulator, AggregateUDFImpl, DocSection, Documentation, EmitTo, GroupsAccumulator,
-    Signature, Volatility,
+    Accumulator, AggregateUDFImpl, DocSection, Documentation, EmitTo, GroupsAccumulator, Signature,
+    Volatility,
 };
 
 /// Which end of the key order wins.
@@ -113,14 +113,20 @@ impl AggregateUDFImpl for ArgAggregate {
     fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
         let name = self.end.name();
         let [value, key] = arg_types else {
-            return plan_err!("{name} expects two arguments (value, key), got {}", arg_types.len());
+            return plan_err!(
+                "{name} expects two arguments (value, key), got {}",
+                arg_types.len()
+            );
         };
         let value = match value {
             DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8 | DataType::Null => {
                 DataType::Utf8
             }
             DataType::Dictionary(_, v)
-                if matches!(**v, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8) =>
+                if matches!(
+                    **v,
+                    DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+                ) =>
             {
                 DataType::Utf8
             }
@@ -150,8 +156,16 @@ impl AggregateUDFImpl for ArgAggregate {
 
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
         Ok(vec![
-            Arc::new(Field::new(format!("{}[value]", args.name), DataType::Utf8, true)),
-            Arc::new(Field::new(format!("{}[key]", args.name), DataType::Int64, true)),
+            Arc::new(Field::new(
+                format!("{}[value]", args.name),
+                DataType::Utf8,
+                true,
+            )),
+            Arc::new(Field::new(
+                format!("{}[key]", args.name),
+                DataType::Int64,
+                true,
+            )),
         ])
     }
 
@@ -173,16 +187,20 @@ impl AggregateUDFImpl for ArgAggregate {
     }
 
     fn documentation(&self) -> Option<&Documentation> {
-        Some(&DOCS[match self.end {
-            ArgEnd::Max => 0,
-            ArgEnd::Min => 1,
-        }])
+        Some(
+            &DOCS[match self.end {
+                ArgEnd::Max => 0,
+                ArgEnd::Min => 1,
+            }],
+        )
     }
 }
 
 /// Values and keys of a batch (value: text, key: the coerced key as i64).
 fn inputs(values: &[ArrayRef]) -> Result<(StringArray, Int64Array)> {
-    let value = cast(&values[0], &DataType::Utf8)?.as_string::<i32>().clone();
+    let value = cast(&values[0], &DataType::Utf8)?
+        .as_string::<i32>()
+        .clone();
     let key = cast(&values[1], &DataType::Int64)?
         .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
         .clone();
@@ -243,9 +261,12 @@ impl ArgGroups {
 
     fn offer(&mut self, group: usize, key: i64, value: Option<&str>) {
         let wins = !self.has[group]
-            || self
-                .end
-                .beats(key, value, self.keys[group], self.value_of(self.values[group]));
+            || self.end.beats(
+                key,
+                value,
+                self.keys[group],
+                self.value_of(self.values[group]),
+            );
         if wins {
             let id = self.intern(value);
             self.has[group] = true;
@@ -309,11 +330,7 @@ impl GroupsAccumulator for ArgGroups {
     fn state(&mut self, emit_to: EmitTo) -> Result<Vec<ArrayRef>> {
         let (has, keys, values) = self.take(emit_to);
         let strings = self.strings(&has, &values);
-        let keys: Int64Array = has
-            .iter()
-            .zip(keys)
-            .map(|(h, k)| h.then_some(k))
-            .collect();
+        let keys: Int64Array = has.iter().zip(keys).map(|(h, k)| h.then_some(k)).collect();
         Ok(vec![strings, Arc::new(keys)])
     }
 
@@ -327,8 +344,8 @@ impl GroupsAccumulator for ArgGroups {
         let (value, key) = inputs(values)?;
         let key: Int64Array = (0..key.len())
             .map(|row| {
-                let keep = key.is_valid(row)
-                    && opt_filter.is_none_or(|f| f.is_valid(row) && f.value(row));
+                let keep =
+                    key.is_valid(row) && opt_filter.is_none_or(|f| f.is_valid(row) && f.value(row));
                 keep.then(|| key.value(row))
             })
             .collect();
@@ -336,7 +353,9 @@ impl GroupsAccumulator for ArgGroups {
     }
 
     fn size(&self) -> usize {
-        self.has.capacity() + self.keys.capacity() * 8 + self.values.capacity() * 4
+        self.has.capacity()
+            + self.keys.capacity() * 8
+            + self.values.capacity() * 4
             + self.distinct_bytes
     }
 }
@@ -345,6 +364,20 @@ impl GroupsAccumulator for ArgGroups {
 #[derive(Debug)]
 struct ArgAccumulator {
     groups: ArgGroups,
+}
+
+impl ArgAccumulator {
+    fn held_key(&mut self) -> Option<i64> {
+        self.groups.resize(1);
+        self.groups.has[0].then_some(self.groups.keys[0])
+    }
+
+    fn held_value(&mut self) -> Option<String> {
+        self.held_key()?;
+        self.groups
+            .value_of(self.groups.values[0])
+            .map(str::to_string)
+    }
 }
 
 impl Accumulator for ArgAccumulator {
@@ -358,24 +391,15 @@ impl Accumulator for ArgAccumulator {
     }
 
     fn state(&mut self) -> Result<Vec<ScalarValue>> {
-        self.groups.resize(1);
-        let value = self
-            .groups
-            .has[0]
-            .then(|| self.groups.value_of(self.groups.values[0]).map(str::to_string))
-            .flatten();
-        let key = self.groups.has[0].then_some(self.groups.keys[0]);
-        Ok(vec![ScalarValue::Utf8(value), ScalarValue::Int64(key)])
+        let key = self.held_key();
+        Ok(vec![
+            ScalarValue::Utf8(self.held_value()),
+            ScalarValue::Int64(key),
+        ])
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        self.groups.resize(1);
-        let value = self
-            .groups
-            .has[0]
-            .then(|| self.groups.value_of(self.groups.values[0]).map(str::to_string))
-            .flatten();
-        Ok(ScalarValue::Utf8(value))
+        Ok(ScalarValue::Utf8(self.held_value()))
     }
 
     fn size(&self) -> usize {

@@ -18,10 +18,10 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, Int64Array};
 use datafusion::dataframe::DataFrameWriteOptions;
-use datafusion::execution::{SessionState, SessionStateBuilder};
-use datafusion::logical_expr::LogicalPlan;
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::{SessionState, SessionStateBuilder};
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::parquet::schema::types::ColumnPath;
@@ -251,8 +251,13 @@ pub async fn commit(
         if distinct == 0 {
             return Ok(outcome);
         }
-        let (plan, state) =
-            sorted_source(&ctx, table, &format!("SELECT {cols} FROM incoming"), scratch).await?;
+        let (plan, state) = sorted_source(
+            &ctx,
+            table,
+            &format!("SELECT {cols} FROM incoming"),
+            scratch,
+        )
+        .await?;
         let written = delta
             .write(Vec::new())
             .with_input_plan(plan)
