@@ -6,35 +6,31 @@
 --   revenue_usd        their purchases in that month
 --   is_mature          true when that calendar month has ended on or before as_of()
 -- Per customer it reads customer_facts (first purchase, months with purchases and their USD
--- totals), kept by ingest for the current data.
+-- totals), kept by ingest for the current data. The cohort is the first of a customer's
+-- purchase months (months is in order); months are counted as year * 12 + month and the
+-- cohort label is made only for the result rows.
 CREATE VIEW cohort_retention AS
 WITH cust AS (
-    SELECT to_char(first_purchase_ts, '%Y-%m') AS cohort_month,
-           CAST(date_part('year', first_purchase_ts) * 12 + date_part('month', first_purchase_ts) AS BIGINT) AS cohort_index,
-           months
+    SELECT months[1]['month'] AS cohort_index, months
     FROM customer_facts
 ),
 sized AS (
-    SELECT cohort_month, cohort_index, COUNT(*) AS cohort_customers
+    SELECT cohort_index, COUNT(*) AS cohort_customers
     FROM cust
-    GROUP BY 1, 2
-),
-per_month AS (
-    SELECT cohort_month, unnest(months) AS m
-    FROM cust
+    GROUP BY cohort_index
 ),
 activity AS (
-    SELECT cohort_month, m['month'] AS month_index, m['usd'] AS usd
-    FROM per_month
+    SELECT cohort_index, m['month'] AS month_index, COUNT(*) AS active_customers, SUM(m['usd']) AS revenue_usd
+    FROM (SELECT cohort_index, unnest(months) AS m FROM cust)
+    GROUP BY 1, 2
 )
-SELECT a.cohort_month,
-       a.month_index - s.cohort_index AS months_since_first,
+SELECT to_char(make_date(CAST((a.cohort_index - 1) / 12 AS INT), CAST((a.cohort_index - 1) % 12 + 1 AS INT), 1), '%Y-%m') AS cohort_month,
+       a.month_index - a.cohort_index AS months_since_first,
        s.cohort_customers,
-       COUNT(*) AS active_customers,
-       CAST(COUNT(*) AS DOUBLE) / s.cohort_customers AS retention,
-       SUM(a.usd) AS revenue_usd,
+       a.active_customers,
+       CAST(a.active_customers AS DOUBLE) / s.cohort_customers AS retention,
+       a.revenue_usd,
        a.month_index
          < CAST(date_part('year', as_of() + INTERVAL '1 day') * 12 + date_part('month', as_of() + INTERVAL '1 day') AS BIGINT) AS is_mature
 FROM activity a
-JOIN sized s ON s.cohort_month = a.cohort_month
-GROUP BY a.cohort_month, a.month_index, s.cohort_index, s.cohort_customers
+JOIN sized s ON s.cohort_index = a.cohort_index
