@@ -27,8 +27,17 @@ pub enum SessionError {
 }
 
 /// The session settings rebuy runs queries with.
+///
+/// DataFusion by default drops the ORDER BY of a subquery or view without a LIMIT; PostgreSQL
+/// keeps it, and BI tools wrap a user's query in `SELECT ... FROM (query) LIMIT n`. rebuy keeps
+/// it, so that `SELECT * FROM winback_candidates LIMIT 100` is the top 100.
 pub fn session_config() -> SessionConfig {
-    SessionConfig::new()
+    let mut config = SessionConfig::new();
+    config
+        .options_mut()
+        .sql_parser
+        .enable_subquery_sort_elimination = false;
+    config
         .with_information_schema(true)
         .with_default_catalog_and_schema("rebuy", "public")
         .with_option_extension(crate::functions::RebuyOptions::default())
