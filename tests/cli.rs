@@ -81,6 +81,30 @@ fn query_formats_and_errors() {
     );
     assert_eq!(stdout(&out), "one\n1\ntwo\n2\n");
 
+    // CSV of a result of many batches (formatted in parallel) comes out whole and in order; an
+    // empty result still has its header.
+    let out = rebuy(
+        &data,
+        &[
+            "query",
+            "--format",
+            "csv",
+            "SELECT value AS n, CAST(value AS VARCHAR) || 'x' AS s FROM range(100000) ORDER BY n",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("n,s"));
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 100_000);
+    assert!(rows.iter().enumerate().all(|(i, l)| *l == format!("{i},{i}x")));
+    let out = rebuy(
+        &data,
+        &["query", "--format", "csv", "SELECT 1 AS a, 2 AS b WHERE false"],
+    );
+    assert_eq!(stdout(&out), "a,b\n");
+
     let cases = [
         ("SELECT (1 FROM orders", "Line: 1, Column: 11"),
         ("SELECT * FROM orders WHERE", "line 1, column 27"),

@@ -15,6 +15,7 @@ SELECT customer_id,
        r_score,
        f_score,
        m_score,
-       CONCAT(CAST(r_score AS VARCHAR), CAST(f_score AS VARCHAR), CAST(m_score AS VARCHAR)) AS rfm_cell,
+       -- The three digits, e.g. '545' (one number formatted instead of three concatenated).
+       CAST(r_score * 100 + f_score * 10 + m_score AS VARCHAR) AS rfm_cell,
        rfm_segment(r_score, f_score, m_score) AS segment
 FROM customer_facts

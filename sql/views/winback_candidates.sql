@@ -17,8 +17,12 @@ SELECT o.customer_id,
        c.member_tier
 FROM customer_facts o
 JOIN customers c ON c.customer_id = o.customer_id
-WHERE CAST(as_of() AS INT) - o.last_day >= rebuy_setting('dormant_days')
-  AND CAST(as_of() AS INT) - o.last_day < rebuy_setting('churned_days')
-  AND o.purchase_days >= rebuy_setting('high_potential_min_purchases')
+-- The conditions on the (whole-day) recency and purchase count, written as ranges of the stored
+-- columns (recency >= d  <=>  last_day <= as_of - ceil(d)), fold to constants at planning, so the
+-- engine can tell from the column statistics how few customers qualify and builds the join on
+-- them instead of on all consenting customers.
+WHERE o.last_day <= CAST(as_of() AS BIGINT) - CAST(CEIL(rebuy_setting('dormant_days')) AS BIGINT)
+  AND o.last_day > CAST(as_of() AS BIGINT) - CAST(CEIL(rebuy_setting('churned_days')) AS BIGINT)
+  AND o.purchase_days >= CAST(CEIL(rebuy_setting('high_potential_min_purchases')) AS BIGINT)
   AND c.marketing_consent
 ORDER BY o.revenue_usd DESC, o.customer_id

@@ -91,11 +91,29 @@ pub async fn run(warehouse: &Warehouse, args: QueryArgs) -> anyhow::Result<Done>
                 writeln!(out, "({rows} row{})", if rows == 1 { "" } else { "s" })?;
             }
             OutputFormat::Csv => {
-                let mut writer = datafusion::arrow::csv::WriterBuilder::new()
-                    .with_header(true)
-                    .build(&mut out);
+                // Formatting is most of the time of a large result: batches are formatted on
+                // the blocking pool, a few at a time, and written in order.
+                let schema = stream.schema();
+                let mut pending = std::collections::VecDeque::new();
+                let mut header = true;
                 while let Some(b) = stream.next().await {
-                    writer.write(&b.map_err(|e| locate(&sql, e))?)?;
+                    let batch = b.map_err(|e| locate(&sql, e))?;
+                    let with_header = std::mem::replace(&mut header, false);
+                    pending.push_back(tokio::task::spawn_blocking(move || {
+                        csv_bytes(&batch, with_header)
+                    }));
+                    if pending.len() >= CSV_BATCHES_AHEAD
+                        && let Some(oldest) = pending.pop_front()
+                    {
+                        out.write_all(&oldest.await??)?;
+                    }
+                }
+                for task in pending {
+                    out.write_all(&task.await??)?;
+                }
+                if header {
+                    // No rows: the header alone, as PostgreSQL's COPY ... CSV HEADER prints.
+                    out.write_all(&csv_bytes(&RecordBatch::new_empty(schema), true)?)?;
                 }
             }
             OutputFormat::Json => {
@@ -110,6 +128,23 @@ pub async fn run(warehouse: &Warehouse, args: QueryArgs) -> anyhow::Result<Done>
     }
     out.flush()?;
     Ok(Done::Ok)
+}
+
+/// How many batches may be in formatting at once (`--format csv`).
+const CSV_BATCHES_AHEAD: usize = 4;
+
+/// One batch as CSV text, with the header line first when asked.
+fn csv_bytes(
+    batch: &RecordBatch,
+    header: bool,
+) -> Result<Vec<u8>, datafusion::arrow::error::ArrowError> {
+    let mut bytes = Vec::with_capacity(batch.get_array_memory_size() / 2);
+    let mut writer = datafusion::arrow::csv::WriterBuilder::new()
+        .with_header(header)
+        .build(&mut bytes);
+    writer.write(batch)?;
+    drop(writer);
+    Ok(bytes)
 }
 
 /// Turns an engine error into a [`QueryError`], finding the position of the offending name in

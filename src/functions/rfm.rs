@@ -59,6 +59,11 @@ pub fn segment(r: i64, f: i64, m: i64) -> &'static str {
     }
 }
 
+/// [`segment`] of every score triple, at (r-1)*25 + (f-1)*5 + (m-1).
+static SEGMENT_OF_CELL: LazyLock<[&str; 125]> = LazyLock::new(|| {
+    std::array::from_fn(|i| segment(i as i64 / 25 + 1, i as i64 / 5 % 5 + 1, i as i64 % 5 + 1))
+});
+
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct RfmSegmentFunc {
     signature: Signature,
@@ -138,27 +143,28 @@ impl ScalarUDFImpl for RfmSegmentFunc {
         let n = scores[0].len();
         let mut out = StringBuilder::with_capacity(n, n * 12);
         for row in 0..n {
-            let mut v = [0i64; 3];
+            let mut cell = 0;
             let mut null = false;
             for (i, s) in scores.iter().enumerate() {
                 if s.is_null(row) {
                     null = true;
-                } else {
-                    v[i] = s.value(row);
-                    if !(1..=5).contains(&v[i]) {
-                        return Err(FunctionError::InvalidArgument {
-                            function: "rfm_segment",
-                            argument: ARGS[i],
-                            message: format!("must be a score between 1 and 5, got {}", v[i]),
-                        }
-                        .into());
-                    }
+                    continue;
                 }
+                let v = s.value(row);
+                if !(1..=5).contains(&v) {
+                    return Err(FunctionError::InvalidArgument {
+                        function: "rfm_segment",
+                        argument: ARGS[i],
+                        message: format!("must be a score between 1 and 5, got {v}"),
+                    }
+                    .into());
+                }
+                cell = cell * 5 + (v - 1) as usize;
             }
             if null {
                 out.append_null();
             } else {
-                out.append_value(segment(v[0], v[1], v[2]));
+                out.append_value(SEGMENT_OF_CELL[cell]);
             }
         }
         super::columnar_result(Arc::new(out.finish()), &args.args)
@@ -188,5 +194,6 @@ mod tests {
         assert_eq!(segment(2, 1, 1), "Hibernating");
         assert_eq!(seen.values().sum::<i32>(), 125);
         assert_eq!(seen.len(), 9, "{seen:?}");
+
     }
 }
