@@ -46,6 +46,14 @@ pub fn session_config() -> SessionConfig {
 /// A query session over the warehouse. Tables that were never written are registered empty,
 /// with their schema, so that queries over them answer rather than fail.
 pub async fn build_session(warehouse: &Warehouse) -> Result<SessionContext, SessionError> {
+    build_session_with(warehouse, &crate::views::Selection::All).await
+}
+
+/// [`build_session`] with only the selected views planned (`rebuy query`, which knows its SQL).
+pub async fn build_session_with(
+    warehouse: &Warehouse,
+    views: &crate::views::Selection,
+) -> Result<SessionContext, SessionError> {
     let ctx = SessionContext::new_with_config(session_config());
     ctx.add_optimizer_rule(Arc::new(crate::optimize::DropUnreadCustomersJoin));
     crate::functions::register_all(&ctx);
@@ -54,7 +62,7 @@ pub async fn build_session(warehouse: &Warehouse) -> Result<SessionContext, Sess
     crate::summary::register(&ctx, warehouse)
         .await
         .map_err(|e| SessionError::Summary(Box::new(e)))?;
-    crate::views::register_views(&ctx).await?;
+    crate::views::register_selected(&ctx, views).await?;
     Ok(ctx)
 }
 

@@ -71,8 +71,88 @@ pub struct ViewError {
 /// (Re)creates every view in `ctx`. Views hold references to the tables registered when they
 /// are created, so call this again after re-registering tables.
 pub async fn register_views(ctx: &SessionContext) -> Result<(), ViewError> {
+    register_selected(ctx, &Selection::All).await
+}
+
+/// Which views a session plans at start-up.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Selection {
+    All,
+    /// These, in [`VIEWS`] order (dependencies included).
+    Only(Vec<&'static str>),
+}
+
+impl Selection {
+    /// The views some SQL text can reach: those whose name occurs in it as a word (anywhere,
+    /// comments and strings included, so never too few), with the views they read. All of them
+    /// when the text may list the catalog (information_schema, pg_catalog, SHOW), where every
+    /// view must be there. Planning a view costs start-up time, which a one-shot `rebuy query`
+    /// pays on every run.
+    pub fn for_sql(sql: &str) -> Selection {
+        let text = sql.to_ascii_lowercase();
+        if ["information_schema", "pg_", "show"]
+            .iter()
+            .any(|w| text.contains(w))
+        {
+            return Selection::All;
+        }
+        let mut wanted: Vec<bool> = VIEWS
+            .iter()
+            .map(|(name, _)| mentions(&text, name))
+            .collect();
+        // A view reads only views before it in VIEWS: one pass from the back closes the set.
+        for i in (0..VIEWS.len()).rev() {
+            if wanted[i] {
+                let body = code_of(VIEWS[i].1);
+                for (j, (name, _)) in VIEWS.iter().enumerate().take(i) {
+                    wanted[j] |= mentions(&body, name);
+                }
+            }
+        }
+        Selection::Only(
+            VIEWS
+                .iter()
+                .zip(wanted)
+                .filter(|(_, w)| *w)
+                .map(|((name, _), _)| *name)
+                .collect(),
+        )
+    }
+
+    fn includes(&self, name: &str) -> bool {
+        match self {
+            Selection::All => true,
+            Selection::Only(names) => names.contains(&name),
+        }
+    }
+}
+
+/// A view's SQL without its `--` comments, lowercase.
+fn code_of(sql: &str) -> String {
+    sql.lines()
+        .map(|l| l.split("--").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+        .to_ascii_lowercase()
+}
+
+/// Whether `word` occurs in `text` (both lowercase) not as part of a longer identifier.
+fn mentions(text: &str, word: &str) -> bool {
+    let ident = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    text.match_indices(word).any(|(at, _)| {
+        !ident(text[..at].chars().next_back()) && !ident(text[at + word.len()..].chars().next())
+    })
+}
+
+/// (Re)creates the selected views in `ctx`, in dependency order.
+pub async fn register_selected(
+    ctx: &SessionContext,
+    selection: &Selection,
+) -> Result<(), ViewError> {
     for (name, _) in VIEWS {
-        register_view(ctx, name).await?;
+        if selection.includes(name) {
+            register_view(ctx, name).await?;
+        }
     }
     Ok(())
 }
@@ -94,4 +174,52 @@ pub async fn register_view(ctx: &SessionContext, name: &str) -> Result<(), ViewE
         .await
         .map_err(err)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selects_the_views_a_query_reaches() {
+        let Selection::Only(names) = Selection::for_sql("SELECT * FROM Customer_RFM LIMIT 5")
+        else {
+            panic!("expected a selection");
+        };
+        // customer_rfm reads customer_facts, which reads customer_base_live, which reads purchases.
+        assert_eq!(
+            names,
+            [
+                "purchases",
+                "customer_base_live",
+                "customer_facts",
+                "customer_rfm"
+            ]
+        );
+        // A longer identifier is not a mention; no view, none planned.
+        assert_eq!(
+            Selection::for_sql("SELECT * FROM my_customer_rfm_copy, orders"),
+            Selection::Only(vec![])
+        );
+        for sql in [
+            "SHOW TABLES",
+            "SELECT * FROM information_schema.views",
+            "SELECT relname FROM pg_catalog.pg_class",
+        ] {
+            assert_eq!(Selection::for_sql(sql), Selection::All, "{sql}");
+        }
+    }
+
+    #[test]
+    fn every_view_reads_only_views_listed_before_it() {
+        for (i, (name, sql)) in VIEWS.iter().enumerate() {
+            let body = code_of(sql);
+            for (later, _) in &VIEWS[i + 1..] {
+                assert!(
+                    !mentions(&body, later),
+                    "{name} reads {later}, listed after it"
+                );
+            }
+        }
+    }
 }

@@ -98,10 +98,19 @@ fn query_formats_and_errors() {
     assert_eq!(lines.next(), Some("n,s"));
     let rows: Vec<&str> = lines.collect();
     assert_eq!(rows.len(), 100_000);
-    assert!(rows.iter().enumerate().all(|(i, l)| *l == format!("{i},{i}x")));
+    assert!(
+        rows.iter()
+            .enumerate()
+            .all(|(i, l)| *l == format!("{i},{i}x"))
+    );
     let out = rebuy(
         &data,
-        &["query", "--format", "csv", "SELECT 1 AS a, 2 AS b WHERE false"],
+        &[
+            "query",
+            "--format",
+            "csv",
+            "SELECT 1 AS a, 2 AS b WHERE false",
+        ],
     );
     assert_eq!(stdout(&out), "a,b\n");
 

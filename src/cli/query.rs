@@ -12,8 +12,9 @@ use datafusion::sql::parser::DFParser;
 use futures::StreamExt;
 
 use super::Done;
-use crate::session::build_session;
+use crate::session::build_session_with;
 use crate::storage::Warehouse;
+use crate::views::Selection;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum OutputFormat {
@@ -50,7 +51,7 @@ pub async fn run(warehouse: &Warehouse, args: QueryArgs) -> anyhow::Result<Done>
             .with_context(|| format!("cannot read SQL file {}", f.display()))?,
         (None, None) => anyhow::bail!("give the SQL as an argument or with -f FILE"),
     };
-    let ctx = build_session(warehouse).await?;
+    let ctx = build_session_with(warehouse, &Selection::for_sql(&sql)).await?;
     let statements = DFParser::parse_sql(&sql).map_err(|e| locate(&sql, e))?;
     if statements.is_empty() {
         anyhow::bail!("no SQL statement given");

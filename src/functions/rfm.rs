@@ -194,6 +194,5 @@ mod tests {
         assert_eq!(segment(2, 1, 1), "Hibernating");
         assert_eq!(seen.values().sum::<i32>(), 125);
         assert_eq!(seen.len(), 9, "{seen:?}");
-
     }
 }
