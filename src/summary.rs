@@ -10,6 +10,12 @@
 //! is after the as-of date, and the live computation would see exactly the same purchases). For
 //! a past as-of date, or while the summary lags, the views compute from `orders` as before. Both
 //! paths run the same SQL (`sql/views/customer_base_live.sql`), so the answers are the same.
+//!
+//! After an ingest that changed some orders of a summary made from the version just before,
+//! only the customers those orders belong to (or belonged to) are computed again from `orders`;
+//! the other customers' rows are kept (none of their orders changed, and every one of them is
+//! on or before the last order day) and the rankings over all customers are computed again
+//! with the same view (`customer_day_ranks`). Otherwise the summary is rewritten in full.
 
 use std::sync::Arc;
 
@@ -42,15 +48,26 @@ pub enum SummaryError {
     Write(String),
 }
 
+/// The views the summary is made of: `customer_base_live` and those before it.
+fn definition() -> &'static [(&'static str, &'static str)] {
+    let views = crate::views::VIEWS;
+    let end = views
+        .iter()
+        .position(|(n, _)| *n == LIVE_VIEW)
+        .map_or(views.len(), |i| i + 1);
+    &views[..end]
+}
+
 /// Identifies the summary's definition: a summary made by another version of
-/// `customer_base_live.sql` is not used (the next ingest rewrites it).
+/// `customer_base_live.sql` or the views it reads is not used (the next ingest rewrites it).
 fn format_id() -> String {
     use sha2::Digest;
-    let sql = crate::views::VIEWS
-        .iter()
-        .find(|(n, _)| *n == LIVE_VIEW)
-        .map_or("", |(_, s)| s);
-    hex::encode(&sha2::Sha256::digest(sql.as_bytes())[..8])
+    let mut hash = sha2::Sha256::new();
+    for (name, sql) in definition() {
+        hash.update(name.as_bytes());
+        hash.update(sql.as_bytes());
+    }
+    hex::encode(&hash.finalize()[..8])
 }
 
 /// What a stored summary covers, from its commit metadata.
@@ -124,7 +141,7 @@ pub async fn register(ctx: &SessionContext, warehouse: &Warehouse) -> Result<(),
         return Ok(());
     }
     // The live view's schema, for an empty stand-in.
-    for view in ["purchases", LIVE_VIEW] {
+    for (view, _) in definition() {
         crate::views::register_view(ctx, view)
             .await
             .map_err(|e| DataFusionError::Plan(e.to_string()))?;
@@ -138,57 +155,87 @@ pub async fn register(ctx: &SessionContext, warehouse: &Warehouse) -> Result<(),
     Ok(())
 }
 
+/// What an orders commit changed, for the summary.
+#[derive(Debug, Clone)]
+pub struct OrdersChange {
+    /// The orders version the commit started from.
+    pub from_version: u64,
+    /// The customers of the new and changed orders, and the previous customer of an order
+    /// that moved to another.
+    pub customers: Vec<String>,
+}
+
+/// What [`refresh_after`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refresh {
+    /// The summary already matched the orders.
+    Current,
+    /// Rewritten from all orders.
+    Rewritten,
+    /// Kept, with this many customers computed again.
+    Updated { customers: usize },
+}
+
 /// Rewrites the stored summary from the latest orders, unless it already matches them.
 /// Returns whether it wrote.
 pub async fn refresh(warehouse: &Warehouse) -> Result<bool, SummaryError> {
+    Ok(refresh_after(warehouse, None).await? != Refresh::Current)
+}
+
+/// Brings the stored summary up to the latest orders: when it was made from the version
+/// `change` started from and the orders are one commit further, only the changed customers are
+/// computed again (and the rankings over all); else it is rewritten in full (unless current).
+pub async fn refresh_after(
+    warehouse: &Warehouse,
+    change: Option<OrdersChange>,
+) -> Result<Refresh, SummaryError> {
     let Some(orders_version) = warehouse.version(TableKind::Orders).await? else {
-        return Ok(false);
+        return Ok(Refresh::Current);
     };
-    if stored(warehouse)
-        .await?
-        .and_then(|(_, c)| c)
-        .is_some_and(|c| c.orders_version == orders_version && c.current_format)
-    {
-        return Ok(false);
+    let stored = stored(warehouse).await?;
+    let coverage = stored.as_ref().and_then(|(_, c)| *c);
+    if coverage.is_some_and(|c| c.orders_version == orders_version && c.current_format) {
+        return Ok(Refresh::Current);
     }
     let started = std::time::Instant::now();
-    let ctx = crate::session::build_session(warehouse)
-        .await
-        .map_err(Box::new)?;
-    // Delta's write plans its own nodes.
-    let state = datafusion::execution::SessionStateBuilder::new_from_existing(ctx.state())
-        .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
-        .build();
-    let ctx = SessionContext::new_with_state(state);
-    // The last day of any order (whatever its status), and the summary as of that day.
-    let through = ctx
-        .sql("SELECT CAST(MAX(CAST(order_ts AS DATE)) AS INT) FROM orders")
-        .await?
-        .collect()
-        .await?;
-    let through_day = through
-        .first()
-        .and_then(|b| {
-            b.column(0)
-                .as_any()
-                .downcast_ref::<datafusion::arrow::array::Int32Array>()
-                .filter(|a| {
-                    !datafusion::arrow::array::Array::is_empty(*a)
-                        && datafusion::arrow::array::Array::is_valid(*a, 0)
-                })
-                .map(|a| a.value(0))
-        })
-        .ok_or_else(|| SummaryError::Write("orders has no order date".into()))?;
+    let ctx = writing_session(warehouse).await?;
+    let through_day = last_order_day(&ctx).await?;
     let day = chrono::NaiveDate::default() + chrono::Days::new(through_day.max(0) as u64);
     ctx.sql(&format!("SET rebuy.as_of = '{day}'")).await?;
-    let df = ctx.sql(&format!("SELECT * FROM {LIVE_VIEW}")).await?;
-    let plan = df.into_unoptimized_plan();
+    let update = match (change, coverage, stored) {
+        (Some(change), Some(c), Some((previous, _)))
+            if c.current_format
+                && c.orders_version == change.from_version
+                && orders_version == change.from_version + 1 =>
+        {
+            Some((change.customers, previous))
+        }
+        _ => None,
+    };
+    let (plan, how) = match update {
+        Some((customers, previous)) => {
+            let n = customers.len();
+            (
+                updated_plan(&ctx, customers, previous).await?,
+                Refresh::Updated { customers: n },
+            )
+        }
+        None => (
+            ctx.sql(&format!("SELECT * FROM {LIVE_VIEW}"))
+                .await?
+                .into_unoptimized_plan(),
+            Refresh::Rewritten,
+        ),
+    };
     let table = warehouse.table_named(TABLE).await?;
     let mut metadata = serde_json::Map::new();
     metadata.insert("rebuy.operation".into(), "customer summary".into());
     metadata.insert("rebuy.orders_version".into(), orders_version.into());
     metadata.insert("rebuy.through_day".into(), through_day.into());
     metadata.insert("rebuy.summary_format".into(), format_id().into());
+    if let Refresh::Updated { customers } = how {
+        metadata.insert("rebuy.customers_updated".into(), customers.into());
+    }
     table
         .write(Vec::new())
         .with_input_plan(plan)
@@ -201,10 +248,174 @@ pub async fn refresh(warehouse: &Warehouse) -> Result<bool, SummaryError> {
         .await
         .map_err(|e| SummaryError::Write(e.to_string()))?;
     tracing::debug!(
-        "customer summary rewritten for orders version {orders_version} in {:.2}s",
+        "customer summary for orders version {orders_version}: {how:?} in {:.2}s",
         started.elapsed().as_secs_f64()
     );
-    Ok(true)
+    Ok(how)
+}
+
+/// A query session over the warehouse whose writes Delta can plan.
+async fn writing_session(warehouse: &Warehouse) -> Result<SessionContext, SummaryError> {
+    let ctx = crate::session::build_session(warehouse)
+        .await
+        .map_err(Box::new)?;
+    let state = datafusion::execution::SessionStateBuilder::new_from_existing(ctx.state())
+        .with_query_planner(deltalake::delta_datafusion::planner::DeltaPlanner::new())
+        .build();
+    Ok(SessionContext::new_with_state(state))
+}
+
+/// The last day (days since 1970-01-01) of any order, whatever its status: the summary is made
+/// as of that day.
+async fn last_order_day(ctx: &SessionContext) -> Result<i32, SummaryError> {
+    let through = ctx
+        .sql("SELECT CAST(MAX(CAST(order_ts AS DATE)) AS INT) FROM orders")
+        .await?
+        .collect()
+        .await?;
+    through
+        .first()
+        .and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::Int32Array>()
+                .filter(|a| {
+                    !datafusion::arrow::array::Array::is_empty(*a)
+                        && datafusion::arrow::array::Array::is_valid(*a, 0)
+                })
+                .map(|a| a.value(0))
+        })
+        .ok_or_else(|| SummaryError::Write("orders has no order date".into()))
+}
+
+/// The columns of customer_base_live that customer_day_ranks computes over all customers.
+const RANK_COLUMNS: &[&str] = &[
+    "r_score",
+    "f_score",
+    "m_score",
+    "revenue_before",
+    "revenue_total",
+];
+
+/// The plan of the summary after a change of `customers`' orders, in a session as of the last
+/// order day: the previous summary's other rows, these customers' rows computed from their
+/// orders, and the rankings over both.
+async fn updated_plan(
+    ctx: &SessionContext,
+    customers: Vec<String>,
+    previous: deltalake::DeltaTable,
+) -> Result<datafusion::logical_expr::LogicalPlan, SummaryError> {
+    use datafusion::arrow::array::{RecordBatch, StringArray};
+    use datafusion::arrow::datatypes::{Field, Schema};
+    previous
+        .update_datafusion_session(&ctx.state())
+        .map_err(|e| DataFusionError::External(Box::new(e)))?;
+    let previous = previous.table_provider().await?;
+    let stored_schema = previous.schema();
+    ctx.register_table("summary_previous", previous)?;
+    let touched_schema = Arc::new(Schema::new(vec![Field::new(
+        "customer_id",
+        DataType::Utf8,
+        false,
+    )]));
+    let touched = RecordBatch::try_new(
+        touched_schema.clone(),
+        vec![Arc::new(StringArray::from(customers))],
+    )
+    .map_err(DataFusionError::from)?;
+    ctx.register_table(
+        "summary_touched",
+        Arc::new(MemTable::try_new(touched_schema, vec![vec![touched]])?),
+    )?;
+    let run = |sql: String| async move { ctx.sql(&sql).await?.collect().await };
+    let reregister = |views: &'static [&'static str]| async move {
+        for view in views {
+            crate::views::register_view(ctx, view)
+                .await
+                .map_err(|e| DataFusionError::Plan(e.to_string()))?;
+        }
+        Ok::<(), DataFusionError>(())
+    };
+    // The touched customers' rows: the live view over their purchases only (its rankings are
+    // among them alone and are replaced below).
+    run("CREATE VIEW summary_all_purchases AS SELECT * FROM purchases".into()).await?;
+    ctx.deregister_table("purchases")?;
+    run(
+        "CREATE VIEW purchases AS SELECT * FROM summary_all_purchases \
+         WHERE customer_id IN (SELECT customer_id FROM summary_touched)"
+            .into(),
+    )
+    .await?;
+    reregister(&["customer_days", "customer_day_ranks", LIVE_VIEW]).await?;
+    // In the stored types, so that they stack onto the kept rows.
+    let fresh = ctx
+        .sql(&format!("SELECT * FROM {LIVE_VIEW}"))
+        .await?
+        .collect()
+        .await?
+        .iter()
+        .map(|b| cast_batch(b, &stored_schema))
+        .collect::<Result<Vec<_>, _>>()?;
+    ctx.register_table(
+        "summary_fresh",
+        Arc::new(MemTable::try_new(stored_schema.clone(), vec![fresh])?),
+    )?;
+    run("CREATE VIEW summary_rows AS \
+         SELECT * FROM summary_previous WHERE customer_id NOT IN (SELECT customer_id FROM summary_touched) \
+         UNION ALL SELECT * FROM summary_fresh"
+        .into())
+    .await?;
+    // The rankings over all customers, by the same view as a full rewrite.
+    ctx.deregister_table("customer_days")?;
+    run(
+        "CREATE VIEW customer_days AS SELECT customer_id, purchase_days, first_day, last_day, \
+         days_usd, first_day_usd FROM summary_rows"
+            .into(),
+    )
+    .await?;
+    reregister(&["customer_day_ranks"]).await?;
+    let columns = stored_schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let side = if RANK_COLUMNS.contains(&f.name().as_str()) {
+                "r"
+            } else {
+                "s"
+            };
+            format!("{side}.\"{}\"", f.name())
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    Ok(ctx
+        .sql(&format!(
+            "SELECT {columns} FROM summary_rows s \
+             JOIN customer_day_ranks r ON r.customer_id = s.customer_id"
+        ))
+        .await?
+        .into_unoptimized_plan())
+}
+
+/// `batch` with the columns of `schema` (same names and order), cast where the types differ
+/// (the engine's string views and list field names against the stored Parquet types).
+fn cast_batch(
+    batch: &datafusion::arrow::array::RecordBatch,
+    schema: &datafusion::arrow::datatypes::SchemaRef,
+) -> DfResult<datafusion::arrow::array::RecordBatch> {
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let column = batch.column_by_name(f.name()).ok_or_else(|| {
+                DataFusionError::Plan(format!("customer summary: no column {}", f.name()))
+            })?;
+            Ok(datafusion::arrow::compute::cast(column, f.data_type())?)
+        })
+        .collect::<DfResult<Vec<_>>>()?;
+    Ok(datafusion::arrow::array::RecordBatch::try_new(
+        schema.clone(),
+        columns,
+    )?)
 }
 
 /// Parquet settings of the summary: row groups of 64 K customers, so that a scan of it runs on

@@ -9,6 +9,14 @@ use datafusion::prelude::SessionContext;
 pub const VIEWS: &[(&str, &str)] = &[
     ("purchases", include_str!("../sql/views/purchases.sql")),
     (
+        "customer_days",
+        include_str!("../sql/views/customer_days.sql"),
+    ),
+    (
+        "customer_day_ranks",
+        include_str!("../sql/views/customer_day_ranks.sql"),
+    ),
+    (
         "customer_base_live",
         include_str!("../sql/views/customer_base_live.sql"),
     ),
@@ -186,11 +194,14 @@ mod tests {
         else {
             panic!("expected a selection");
         };
-        // customer_rfm reads customer_facts, which reads customer_base_live, which reads purchases.
+        // customer_rfm reads customer_facts, which reads customer_base_live, which reads
+        // customer_day_ranks, customer_days and purchases.
         assert_eq!(
             names,
             [
                 "purchases",
+                "customer_days",
+                "customer_day_ranks",
                 "customer_base_live",
                 "customer_facts",
                 "customer_rfm"

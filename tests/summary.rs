@@ -149,3 +149,103 @@ fn the_kept_summary_gives_the_answers_of_the_computation_from_orders() {
         assert_same(&rows(&data, view, "2026-07-01", true), old, view);
     }
 }
+
+/// The summary's columns, lists as text, sorted by customer.
+const BASE_ROWS: &str = "SELECT customer_id, first_purchase_ts, last_purchase_ts, order_count, purchase_days, \
+     revenue_usd, mean_interval_days, median_interval_days, next_order_due, region, country, category, \
+     is_subscriber, first_day, last_day, second_day, days_usd, first_day_usd, first_region, \
+     first_category, array_to_string(gaps, ' '), cardinality(months), \
+     r_score, f_score, m_score, revenue_before, revenue_total \
+     FROM customer_base ORDER BY customer_id";
+
+/// The summary's month lists, one row per customer and month.
+const BASE_MONTHS: &str = "SELECT customer_id, m['month'], m['usd'] \
+     FROM (SELECT customer_id, unnest(months) AS m FROM customer_base) ORDER BY 1, 2";
+
+/// The `rebuy.customers_updated` of the summary's latest commit, if it has one.
+fn customers_updated(data: &Path) -> Option<u64> {
+    let log = data.join("customer_base/_delta_log");
+    let latest = std::fs::read_dir(&log)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .max()
+        .unwrap();
+    let text = std::fs::read_to_string(latest).unwrap();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find_map(|v| {
+            v.get("commitInfo")?
+                .get("rebuy.customers_updated")?
+                .as_u64()
+        })
+}
+
+#[test]
+fn an_ingest_recomputes_only_the_customers_it_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    copy_dir(&manifest_dir().join("data/fixture/warehouse"), &data);
+    let q = |sql: &str| query_one(&data, &format!("SET rebuy.as_of = '2026-07-01'; {sql}"));
+    // A customer with one purchase (their order gets cancelled), another whose first order moves
+    // to a new customer, a third who gets an order in the middle of their history.
+    let single = q(
+        "SELECT customer_id FROM customer_summary WHERE order_count = 1 ORDER BY customer_id LIMIT 1",
+    );
+    let single_order = q(&format!(
+        "SELECT order_id FROM purchases WHERE customer_id = '{single}'"
+    ));
+    let mover = q(&format!(
+        "SELECT customer_id FROM customer_summary WHERE purchase_days >= 3 AND customer_id <> '{single}' ORDER BY customer_id LIMIT 1"
+    ));
+    let moved_order = q(&format!(
+        "SELECT order_id FROM purchases WHERE customer_id = '{mover}' ORDER BY order_ts, order_id LIMIT 1"
+    ));
+    let gainer = q(&format!(
+        "SELECT customer_id FROM customer_summary WHERE purchase_days >= 2 AND customer_id NOT IN ('{single}', '{mover}') ORDER BY revenue_usd DESC, customer_id LIMIT 1"
+    ));
+    let orders = format!(
+        "{ORDERS_HEADER}{single_order},{single},2026-03-02T10:00:00Z,10.00,USD,NA,US,fmcg,organic,false,cancelled,0,\n\
+         {moved_order},c-moved-to,2026-03-03T10:00:00Z,30.00,EUR,EU,DE,beauty,paid,false,completed,0,\n\
+         mid-1,{gainer},2026-03-04T10:00:00Z,55.00,USD,NA,US,fmcg,organic,false,completed,0,\n\
+         mid-2,c-new-1,2026-06-15T10:00:00Z,25.00,GBP,EU,GB,beauty,paid,false,completed,0,\n"
+    );
+    let file = write(dir.path(), "changes.csv", &orders);
+    let out = rebuy(&data, &["ingest", "orders", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Five customers computed again: the single buyer (now gone), the mover and the customer
+    // the order moved to, the gainer, the new customer.
+    assert_eq!(customers_updated(&data), Some(5));
+    assert!(usable(&data, "2026-07-01"));
+    assert_eq!(
+        q(&format!(
+            "SELECT COUNT(*) FROM customer_base WHERE customer_id = '{single}'"
+        )),
+        "0"
+    );
+    assert_eq!(
+        q("SELECT purchase_days FROM customer_summary WHERE customer_id = 'c-moved-to'"),
+        "1"
+    );
+    let updated = (query(&data, BASE_ROWS), query(&data, BASE_MONTHS));
+    // The views over the updated summary answer as the computation from orders...
+    for view in VIEWS {
+        assert_same(
+            &rows(&data, view, "2026-07-01", true),
+            &rows(&data, view, "2026-07-01", false),
+            view,
+        );
+    }
+    // ...and the summary is the one a full rewrite makes (rankings included).
+    std::fs::remove_dir_all(data.join("customer_base")).unwrap();
+    let header = write(dir.path(), "header.csv", ORDERS_HEADER);
+    let out = rebuy(&data, &["ingest", "orders", header.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(customers_updated(&data), None);
+    assert_same(&updated.0, &query(&data, BASE_ROWS), "customer_base");
+    assert_same(
+        &updated.1,
+        &query(&data, BASE_MONTHS),
+        "customer_base months",
+    );
+}

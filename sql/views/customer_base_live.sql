@@ -3,52 +3,18 @@
 -- `rebuy ingest orders` stores this as the table customer_base (as of the last order day);
 -- customer_summary reads that table instead when customer_base_usable() says it stands in
 -- exactly (same orders version, as-of date on or after the last order day), else this view.
---   first_day, last_day   first and last purchase day (days since 1970-01-01); second_day the
---                         second purchase day (NULL with one)
---   days_usd              USD total of all purchase days; first_day_usd that of the first one
+--   first_day, last_day, days_usd, first_day_usd, r_score, f_score, m_score, revenue_before,
+--                         revenue_total  from customer_day_ranks (customer_days and the
+--                         rankings over all customers)
+--   second_day            the second purchase day (NULL with one)
 --   first_region, first_category  those of the customer's first purchase
 --   gaps                  the gaps in days between consecutive purchase days, in time order
 --   months                the UTC months with a purchase, in order: {month: year * 12 +
 --                         month, usd: the month's USD total}
---   r_score, f_score, m_score  customer_rfm's quintiles (NTILE(5), 5 best, ties by customer_id):
---                         recency ranks by last_day (the same order as recency_days descending
---                         for every as-of date), frequency by purchase_days, monetary by revenue
---   revenue_before, revenue_total  customer_layers' high-value ranking: the revenue of the
---                         customers ranked above (revenue descending, then customer_id), and
---                         of all customers
 -- revenue_usd is the sum of the purchase days' totals (days_usd), the one sum the rankings
--- use. The rankings are computed on the narrow per-customer day figures, before the wide
--- columns (lists of gaps and months, regions) are joined on: sorting 4 million customers
--- four times costs far less memory that way.
+-- use.
 CREATE VIEW customer_base_live AS
-WITH per_day AS (
-    SELECT customer_id, day_number, SUM(amount_usd) AS day_usd
-    FROM purchases
-    GROUP BY customer_id, day_number
-),
-days AS (
-    SELECT customer_id,
-           COUNT(*) AS purchase_days,
-           MIN(day_number) AS first_day,
-           MAX(day_number) AS last_day,
-           SUM(day_usd) AS days_usd,
-           -- the first day's total: sorting each customer's (day, total) list is much cheaper
-           -- here than an ordered aggregate
-           array_sort(array_agg(named_struct('day', day_number, 'usd', day_usd)))[1]['usd'] AS first_day_usd
-    FROM per_day
-    GROUP BY customer_id
-),
-ranked AS (
-    SELECT customer_id, purchase_days, first_day, last_day, days_usd, first_day_usd,
-           CAST(NTILE(5) OVER (ORDER BY last_day, customer_id) AS BIGINT) AS r_score,
-           CAST(NTILE(5) OVER (ORDER BY purchase_days, customer_id) AS BIGINT) AS f_score,
-           CAST(NTILE(5) OVER (ORDER BY days_usd, customer_id) AS BIGINT) AS m_score,
-           SUM(days_usd) OVER (ORDER BY days_usd DESC, customer_id
-                               ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS revenue_before,
-           SUM(days_usd) OVER () AS revenue_total
-    FROM days
-),
-per_month AS (
+WITH per_month AS (
     SELECT customer_id,
            CAST(date_part('year', order_ts) * 12 + date_part('month', order_ts) AS BIGINT) AS month_index,
            SUM(amount_usd) AS month_usd
@@ -107,5 +73,5 @@ SELECT CAST(o.customer_id AS VARCHAR) AS customer_id,
        d.revenue_before,
        d.revenue_total
 FROM per_order o
-JOIN ranked d ON d.customer_id = o.customer_id
+JOIN customer_day_ranks d ON d.customer_id = o.customer_id
 JOIN months m ON m.customer_id = o.customer_id

@@ -44,7 +44,14 @@ pub struct CommitOutcome {
     /// The table version after the ingest (the new one if something was committed).
     pub version: Option<u64>,
     pub committed: bool,
+    /// Orders only, when the commit changed a stored table: the customers with a new or
+    /// changed order, including the previous customer of an order that moved (the customer
+    /// summary recomputes only these). None when too many to be worth it.
+    pub touched_customers: Option<Vec<String>>,
 }
+
+/// More touched customers than this and the summary is rewritten instead of updated.
+const MAX_TOUCHED_CUSTOMERS: usize = 1_000_000;
 
 /// Parquet settings of stored files: snappy, and no dictionary for columns whose values are
 /// (nearly) unique, where building one costs time and saves nothing.
@@ -300,9 +307,14 @@ pub async fn commit(
         Some(p) => format!("t.{p}"),
         None => "CAST(NULL AS VARCHAR)".to_string(),
     };
+    let old_customer = if table == TableKind::Orders {
+        "t.customer_id"
+    } else {
+        "CAST(NULL AS VARCHAR)"
+    };
     let changes_sql = format!(
         "SELECT {}, CASE WHEN t.{first_key} IS NULL THEN 'new' ELSE 'changed' END AS _rebuy_change, \
-         {old_part} AS _rebuy_old_part \
+         {old_part} AS _rebuy_old_part, {old_customer} AS _rebuy_old_customer \
          FROM incoming s LEFT JOIN target t ON {join} \
          WHERE t.{first_key} IS NULL OR NOT ({same})",
         column_list(table, "s.")
@@ -439,5 +451,34 @@ pub async fn commit(
     };
     outcome.version = written.version();
     outcome.committed = true;
+    if table == TableKind::Orders {
+        // Committed: a failure here only means the summary is rewritten in full.
+        outcome.touched_customers = touched_customers(&ctx).await.ok().flatten();
+    }
     Ok(outcome)
+}
+
+/// The customers of the committed changes (new and previous customer of each order).
+async fn touched_customers(ctx: &SessionContext) -> Result<Option<Vec<String>>, IngestError> {
+    let batches = ctx
+        .sql(
+            "SELECT customer_id FROM changes \
+             UNION SELECT _rebuy_old_customer FROM changes WHERE _rebuy_old_customer IS NOT NULL",
+        )
+        .await
+        .map_err(IngestError::engine("listing the touched customers"))?
+        .collect()
+        .await
+        .map_err(IngestError::engine("listing the touched customers"))?;
+    let mut ids = Vec::new();
+    for b in &batches {
+        let Some(a) = super::strings(b.column(0)) else {
+            return Ok(None);
+        };
+        ids.extend(a.iter().flatten().map(str::to_string));
+        if ids.len() > MAX_TOUCHED_CUSTOMERS {
+            return Ok(None);
+        }
+    }
+    Ok(Some(ids))
 }

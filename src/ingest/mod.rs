@@ -762,12 +762,23 @@ pub async fn ingest(
         // The customer summary follows the orders; if this fails the views compute from
         // orders until the next ingest rewrites it.
         let phase = std::time::Instant::now();
-        match crate::summary::refresh(warehouse).await {
-            Ok(true) => tracing::debug!(
-                "customer summary rewritten in {:.2}s",
+        let change = match (
+            outcome.committed,
+            outcome.version,
+            outcome.touched_customers,
+        ) {
+            (true, Some(v), Some(customers)) if v > 0 => Some(crate::summary::OrdersChange {
+                from_version: v - 1,
+                customers,
+            }),
+            _ => None,
+        };
+        match crate::summary::refresh_after(warehouse, change).await {
+            Ok(crate::summary::Refresh::Current) => {}
+            Ok(how) => tracing::debug!(
+                "customer summary {how:?} in {:.2}s",
                 phase.elapsed().as_secs_f64()
             ),
-            Ok(false) => {}
             Err(e) => tracing::warn!("customer summary not updated (views read orders): {e}"),
         }
     }
