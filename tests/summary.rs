@@ -121,6 +121,8 @@ fn the_kept_summary_gives_the_answers_of_the_computation_from_orders() {
     let file = write(dir.path(), "late.csv", &orders);
     let out = rebuy(&data, &["ingest", "orders", file.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
+    // Only new orders (an append): the two customers are recomputed, the rest kept.
+    assert_eq!(customers_updated(&data), Some(2));
     assert!(usable(&data, "2026-07-06"));
     assert!(!usable(&data, "2026-07-05"));
     for view in VIEWS {

@@ -372,6 +372,16 @@ pub async fn commit(
         return Ok(outcome);
     }
 
+    // Listed before the write (whose session may replace this one's catalog); a failure only
+    // means the summary is rewritten in full.
+    let touched = if table == TableKind::Orders {
+        touched_customers(&ctx).await.unwrap_or_else(|e| {
+            tracing::warn!("the customer summary will be rewritten in full: {e}");
+            None
+        })
+    } else {
+        None
+    };
     let written = if outcome.updated == 0 {
         let (plan, state) =
             sorted_source(&ctx, table, &format!("SELECT {cols} FROM changes"), scratch).await?;
@@ -451,14 +461,11 @@ pub async fn commit(
     };
     outcome.version = written.version();
     outcome.committed = true;
-    if table == TableKind::Orders {
-        // Committed: a failure here only means the summary is rewritten in full.
-        outcome.touched_customers = touched_customers(&ctx).await.ok().flatten();
-    }
+    outcome.touched_customers = touched;
     Ok(outcome)
 }
 
-/// The customers of the committed changes (new and previous customer of each order).
+/// The customers of the changes (new and previous customer of each order).
 async fn touched_customers(ctx: &SessionContext) -> Result<Option<Vec<String>>, IngestError> {
     let batches = ctx
         .sql(
