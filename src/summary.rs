@@ -356,6 +356,10 @@ async fn updated_plan(
         .iter()
         .map(|b| cast_batch(b, &stored_schema))
         .collect::<Result<Vec<_>, _>>()?;
+    tracing::debug!(
+        "customer summary: {} changed customers recomputed",
+        fresh.iter().map(|b| b.num_rows()).sum::<usize>()
+    );
     ctx.register_table(
         "summary_fresh",
         Arc::new(MemTable::try_new(stored_schema.clone(), vec![fresh])?),
