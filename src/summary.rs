@@ -254,9 +254,11 @@ pub async fn refresh_after(
     Ok(how)
 }
 
-/// A query session over the warehouse whose writes Delta can plan.
+/// A query session over the warehouse, with the views the summary is made of, whose writes
+/// Delta can plan.
 async fn writing_session(warehouse: &Warehouse) -> Result<SessionContext, SummaryError> {
-    let ctx = crate::session::build_session(warehouse)
+    let views = crate::views::Selection::for_sql(LIVE_VIEW);
+    let ctx = crate::session::build_session_with(warehouse, &views)
         .await
         .map_err(Box::new)?;
     let state = datafusion::execution::SessionStateBuilder::new_from_existing(ctx.state())
