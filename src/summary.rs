@@ -395,8 +395,8 @@ async fn updated_plan(
         .join(", ");
     Ok(ctx
         .sql(&format!(
-            "SELECT {columns} FROM summary_rows s \
-             JOIN customer_day_ranks r ON r.customer_id = s.customer_id"
+            "SELECT {columns} FROM customer_day_ranks r \
+             JOIN summary_rows s ON s.customer_id = r.customer_id"
         ))
         .await?
         .into_unoptimized_plan())
