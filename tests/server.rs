@@ -637,3 +637,62 @@ async fn serve_demo_fills_an_empty_directory_and_admits_psql_style_logins() {
     .await;
     assert!(layers.len() >= 3, "{layers:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timestamps_with_time_zone_show_in_the_session_time_zone() {
+    let server = start(TRUST);
+    let client = connect(server.port).await;
+    // 2026-07-01 12:34:56 UTC.
+    let sql = "SELECT to_timestamp_seconds(1782909296) AT TIME ZONE 'UTC' AS tstz, \
+               TIMESTAMP '2026-07-01 12:34:56' AS ts";
+    let shown = |rows: Vec<Vec<Option<String>>>| (rows[0][0].clone(), rows[0][1].clone());
+    assert_eq!(
+        shown(simple_rows(&client, sql).await),
+        (
+            Some("2026-07-01 12:34:56+00".into()),
+            Some("2026-07-01 12:34:56".into())
+        )
+    );
+    // Names in any case, as PostgreSQL takes them; a plain timestamp is not moved.
+    for (zone, expected) in [
+        ("Asia/Tokyo", "2026-07-01 21:34:56+09"),
+        ("america/new_york", "2026-07-01 08:34:56-04"),
+        ("+05:30", "2026-07-01 18:04:56+05:30"),
+        ("Asia/Kolkata", "2026-07-01 18:04:56+05:30"),
+    ] {
+        simple_rows(&client, &format!("SET TimeZone = '{zone}'")).await;
+        assert_eq!(
+            shown(simple_rows(&client, sql).await),
+            (Some(expected.into()), Some("2026-07-01 12:34:56".into())),
+            "{zone}"
+        );
+    }
+    // The same instant over the extended protocol, in binary.
+    let row = client.query_one(sql, &[]).await.unwrap();
+    assert_eq!(
+        row.get::<_, chrono::DateTime<chrono::Utc>>("tstz")
+            .to_rfc3339(),
+        "2026-07-01T12:34:56+00:00"
+    );
+    // Fractions as PostgreSQL prints them.
+    let fraction = simple_rows(
+        &client,
+        "SELECT to_timestamp_micros(1782909296500000) AT TIME ZONE 'UTC'",
+    )
+    .await;
+    assert_eq!(
+        fraction[0][0].as_deref(),
+        Some("2026-07-01 18:04:56.5+05:30")
+    );
+    // An unknown zone is refused and the session keeps its zone.
+    let e = client
+        .batch_execute("SET TimeZone = 'Mars/Olympus'")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), "22023", "{e}");
+    simple_rows(&client, "SET TIME ZONE 'UTC'").await;
+    assert_eq!(
+        shown(simple_rows(&client, sql).await).0.as_deref(),
+        Some("2026-07-01 12:34:56+00")
+    );
+}

@@ -571,10 +571,15 @@ impl ConnState {
         fields: Arc<Vec<FieldInfo>>,
     ) -> futures::stream::BoxStream<'static, PgWireResult<DataRow>> {
         let conn = self.clone();
-        let deadline = self
-            .settings()
+        let settings = self.settings();
+        let deadline = settings
             .statement_timeout()
             .map(|t| tokio::time::Instant::now() + t);
+        // timestamptz values are shown in the session's TimeZone, as PostgreSQL does.
+        let time_zone: Option<Arc<str>> = settings
+            .get("TimeZone")
+            .and_then(canonical_time_zone)
+            .map(Arc::from);
         self.busy.fetch_add(1, Ordering::SeqCst);
         self.shared.running_queries.fetch_add(1, Ordering::SeqCst);
         let guard = BusyGuard {
@@ -586,6 +591,7 @@ impl ConnState {
         let batches =
             futures::stream::unfold((stream, guard, false), move |(mut stream, guard, done)| {
                 let conn = conn.clone();
+                let time_zone = time_zone.clone();
                 async move {
                     if done {
                         return None;
@@ -594,7 +600,9 @@ impl ConnState {
                     let mut guard = guard;
                     match next {
                         Ok(None) => None,
-                        Ok(Some(Ok(batch))) => match to_wire_batch(batch) {
+                        Ok(Some(Ok(batch))) => match to_wire_batch(batch)
+                            .and_then(|b| in_time_zone(b, time_zone.as_deref()))
+                        {
                             Ok(b) => {
                                 guard.rows += b.num_rows();
                                 Some((Ok(b), (stream, guard, false)))
@@ -629,10 +637,19 @@ impl ConnState {
             })
             .map(|(i, _)| i)
             .collect();
+        let zoned_text_columns: Vec<usize> = fields
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| {
+                f.format() == pgwire::api::results::FieldFormat::Text
+                    && *f.datatype() == Type::TIMESTAMPTZ
+            })
+            .map(|(i, _)| i)
+            .collect();
         batches
             .flat_map(move |batch| {
                 let items: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send + Sync> =
-                    match batch {
+                    match batch.and_then(|b| zoned_as_text(b, &zoned_text_columns)) {
                         Ok(b) => datafusion_postgres::arrow_pg::datatypes::encode_recordbatch(
                             fields.clone(),
                             b,
@@ -691,6 +708,20 @@ impl ConnState {
                 })?;
             return Ok(Response::Execution(Tag::new("SET")));
         }
+        let value = if lower == "timezone" && !value.eq_ignore_ascii_case("default") {
+            if value.eq_ignore_ascii_case("local") {
+                "default".to_string()
+            } else {
+                canonical_time_zone(&value).ok_or_else(|| {
+                    pg_error(
+                        errors::INVALID_PARAMETER_VALUE,
+                        format!("invalid value for parameter \"TimeZone\": \"{value}\""),
+                    )
+                })?
+            }
+        } else {
+            value
+        };
         if lower == "statement_timeout" && super::settings::parse_duration_ms(&value).is_none() {
             return Err(pg_error(
                 errors::INVALID_PARAMETER_VALUE,
@@ -1183,6 +1214,137 @@ pub fn wire_schema(schema: &SchemaRef) -> Schema {
             })
             .collect::<Vec<_>>(),
     )
+}
+
+/// The name of a time zone the way the engine knows it (IANA names in any case, `UTC`,
+/// `+05:30`), or None when it is not one.
+fn canonical_time_zone(value: &str) -> Option<String> {
+    use std::str::FromStr;
+    let value = value.trim();
+    if datafusion::arrow::array::timezone::Tz::from_str(value).is_ok() {
+        return Some(value.to_string());
+    }
+    chrono_tz::TZ_VARIANTS
+        .iter()
+        .find(|tz| tz.name().eq_ignore_ascii_case(value))
+        .map(|tz| tz.name().to_string())
+}
+
+/// `batch` with its timestamp-with-time-zone columns shown in `time_zone` (the same instants;
+/// only the zone they are printed in changes).
+fn in_time_zone(batch: RecordBatch, time_zone: Option<&str>) -> PgWireResult<RecordBatch> {
+    let Some(zone) = time_zone else {
+        return Ok(batch);
+    };
+    let relabel = |t: &DataType| match t {
+        DataType::Timestamp(unit, Some(z)) if z.as_ref() != zone => {
+            Some(DataType::Timestamp(*unit, Some(zone.into())))
+        }
+        _ => None,
+    };
+    let schema = batch.schema();
+    if !schema
+        .fields()
+        .iter()
+        .any(|f| relabel(f.data_type()).is_some())
+    {
+        return Ok(batch);
+    }
+    let mut fields = Vec::with_capacity(schema.fields().len());
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for (f, c) in schema.fields().iter().zip(batch.columns()) {
+        match relabel(f.data_type()) {
+            Some(t) => {
+                columns.push(
+                    datafusion::arrow::compute::cast(c, &t)
+                        .map_err(|e| pg_error(errors::INTERNAL_ERROR, e.to_string()))?,
+                );
+                fields.push(f.as_ref().clone().with_data_type(t));
+            }
+            None => {
+                columns.push(c.clone());
+                fields.push(f.as_ref().clone());
+            }
+        }
+    }
+    RecordBatch::try_new(
+        Arc::new(datafusion::arrow::datatypes::Schema::new_with_metadata(
+            fields,
+            schema.metadata().clone(),
+        )),
+        columns,
+    )
+    .map_err(|e| pg_error(errors::INTERNAL_ERROR, e.to_string()))
+}
+
+/// `batch` with the timestamp-with-time-zone `columns` as PostgreSQL's text for them,
+/// `2026-07-01 18:04:56.5+05:30`: the encoder underneath prints the offset's hours only, which
+/// shows a different instant in a zone like Asia/Kolkata.
+fn zoned_as_text(batch: RecordBatch, columns: &[usize]) -> PgWireResult<RecordBatch> {
+    use datafusion::arrow::array::{Array, AsArray, StringBuilder};
+    use datafusion::arrow::datatypes::{TimeUnit, TimestampMicrosecondType};
+    use std::fmt::Write;
+    use std::str::FromStr;
+    if columns.is_empty() {
+        return Ok(batch);
+    }
+    let internal = |e: String| pg_error(errors::INTERNAL_ERROR, e);
+    let schema = batch.schema();
+    let mut fields: Vec<_> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut arrays = batch.columns().to_vec();
+    for &i in columns {
+        let Some(DataType::Timestamp(_, Some(zone))) = fields.get(i).map(|f| f.data_type().clone())
+        else {
+            continue;
+        };
+        let tz = datafusion::arrow::array::timezone::Tz::from_str(&zone)
+            .map_err(|e| internal(e.to_string()))?;
+        let micros = datafusion::arrow::compute::cast(
+            &arrays[i],
+            &DataType::Timestamp(TimeUnit::Microsecond, Some(zone.clone())),
+        )
+        .map_err(|e| internal(e.to_string()))?;
+        let micros = micros.as_primitive::<TimestampMicrosecondType>();
+        let mut text = StringBuilder::with_capacity(micros.len(), micros.len() * 26);
+        for row in 0..micros.len() {
+            let Some(t) = micros
+                .is_valid(row)
+                .then(|| micros.value_as_datetime_with_tz(row, tz))
+                .flatten()
+            else {
+                text.append_null();
+                continue;
+            };
+            let mut s = t.format("%Y-%m-%d %H:%M:%S").to_string();
+            let fraction = t.timestamp_subsec_micros();
+            if fraction != 0 {
+                let digits = format!("{fraction:06}");
+                s.push('.');
+                s.push_str(digits.trim_end_matches('0'));
+            }
+            let offset = chrono::Offset::fix(t.offset()).local_minus_utc();
+            let (sign, offset) = if offset < 0 {
+                ('-', -offset)
+            } else {
+                ('+', offset)
+            };
+            let _ = write!(s, "{sign}{:02}", offset / 3600);
+            if offset % 3600 != 0 {
+                let _ = write!(s, ":{:02}", offset % 3600 / 60);
+            }
+            text.append_value(s);
+        }
+        arrays[i] = Arc::new(text.finish());
+        fields[i] = fields[i].clone().with_data_type(DataType::Utf8);
+    }
+    RecordBatch::try_new(
+        Arc::new(datafusion::arrow::datatypes::Schema::new_with_metadata(
+            fields,
+            schema.metadata().clone(),
+        )),
+        arrays,
+    )
+    .map_err(|e| internal(e.to_string()))
 }
 
 fn to_wire_batch(batch: RecordBatch) -> PgWireResult<RecordBatch> {
