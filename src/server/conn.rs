@@ -591,7 +591,6 @@ impl ConnState {
         let batches =
             futures::stream::unfold((stream, guard, false), move |(mut stream, guard, done)| {
                 let conn = conn.clone();
-                let time_zone = time_zone.clone();
                 async move {
                     if done {
                         return None;
@@ -600,9 +599,7 @@ impl ConnState {
                     let mut guard = guard;
                     match next {
                         Ok(None) => None,
-                        Ok(Some(Ok(batch))) => match to_wire_batch(batch)
-                            .and_then(|b| in_time_zone(b, time_zone.as_deref()))
-                        {
+                        Ok(Some(Ok(batch))) => match to_wire_batch(batch) {
                             Ok(b) => {
                                 guard.rows += b.num_rows();
                                 Some((Ok(b), (stream, guard, false)))
@@ -649,7 +646,9 @@ impl ConnState {
         batches
             .flat_map(move |batch| {
                 let items: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send + Sync> =
-                    match batch.and_then(|b| zoned_as_text(b, &zoned_text_columns)) {
+                    match batch
+                        .and_then(|b| zoned_as_text(b, &zoned_text_columns, time_zone.as_deref()))
+                    {
                         Ok(b) => datafusion_postgres::arrow_pg::datatypes::encode_recordbatch(
                             fields.clone(),
                             b,
@@ -1230,57 +1229,15 @@ fn canonical_time_zone(value: &str) -> Option<String> {
         .map(|tz| tz.name().to_string())
 }
 
-/// `batch` with its timestamp-with-time-zone columns shown in `time_zone` (the same instants;
-/// only the zone they are printed in changes).
-fn in_time_zone(batch: RecordBatch, time_zone: Option<&str>) -> PgWireResult<RecordBatch> {
-    let Some(zone) = time_zone else {
-        return Ok(batch);
-    };
-    let relabel = |t: &DataType| match t {
-        DataType::Timestamp(unit, Some(z)) if z.as_ref() != zone => {
-            Some(DataType::Timestamp(*unit, Some(zone.into())))
-        }
-        _ => None,
-    };
-    let schema = batch.schema();
-    if !schema
-        .fields()
-        .iter()
-        .any(|f| relabel(f.data_type()).is_some())
-    {
-        return Ok(batch);
-    }
-    let mut fields = Vec::with_capacity(schema.fields().len());
-    let mut columns = Vec::with_capacity(schema.fields().len());
-    for (f, c) in schema.fields().iter().zip(batch.columns()) {
-        match relabel(f.data_type()) {
-            Some(t) => {
-                columns.push(
-                    datafusion::arrow::compute::cast(c, &t)
-                        .map_err(|e| pg_error(errors::INTERNAL_ERROR, e.to_string()))?,
-                );
-                fields.push(f.as_ref().clone().with_data_type(t));
-            }
-            None => {
-                columns.push(c.clone());
-                fields.push(f.as_ref().clone());
-            }
-        }
-    }
-    RecordBatch::try_new(
-        Arc::new(datafusion::arrow::datatypes::Schema::new_with_metadata(
-            fields,
-            schema.metadata().clone(),
-        )),
-        columns,
-    )
-    .map_err(|e| pg_error(errors::INTERNAL_ERROR, e.to_string()))
-}
-
-/// `batch` with the timestamp-with-time-zone `columns` as PostgreSQL's text for them,
-/// `2026-07-01 18:04:56.5+05:30`: the encoder underneath prints the offset's hours only, which
-/// shows a different instant in a zone like Asia/Kolkata.
-fn zoned_as_text(batch: RecordBatch, columns: &[usize]) -> PgWireResult<RecordBatch> {
+/// `batch` with the timestamp-with-time-zone `columns` as PostgreSQL's text for them in the
+/// session's `time_zone` (else the column's), `2026-07-01 18:04:56.5+05:30`: the encoder
+/// underneath prints the offset's hours only, which shows a different instant in a zone like
+/// Asia/Kolkata. Binary values are instants and need no zone.
+fn zoned_as_text(
+    batch: RecordBatch,
+    columns: &[usize],
+    time_zone: Option<&str>,
+) -> PgWireResult<RecordBatch> {
     use datafusion::arrow::array::{Array, AsArray, StringBuilder};
     use datafusion::arrow::datatypes::{TimeUnit, TimestampMicrosecondType};
     use std::fmt::Write;
@@ -1293,10 +1250,12 @@ fn zoned_as_text(batch: RecordBatch, columns: &[usize]) -> PgWireResult<RecordBa
     let mut fields: Vec<_> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
     let mut arrays = batch.columns().to_vec();
     for &i in columns {
-        let Some(DataType::Timestamp(_, Some(zone))) = fields.get(i).map(|f| f.data_type().clone())
+        let Some(DataType::Timestamp(_, Some(column_zone))) =
+            fields.get(i).map(|f| f.data_type().clone())
         else {
             continue;
         };
+        let zone: Arc<str> = time_zone.map_or(column_zone, Arc::from);
         let tz = datafusion::arrow::array::timezone::Tz::from_str(&zone)
             .map_err(|e| internal(e.to_string()))?;
         let micros = datafusion::arrow::compute::cast(
