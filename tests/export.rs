@@ -557,15 +557,19 @@ allow_http = "true"
     );
 
     // Back up: the same command succeeds.
-    let seaweed = start_seaweed_at(base);
+    let mut seaweed = start_seaweed_at(base);
     let store = s3_store(seaweed.s3_port);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        // The S3 port opens before the bucket is ready.
-        let deadline = Instant::now() + Duration::from_secs(60);
+        // The S3 port opens before the bucket is ready. On a busy machine one of its fixed
+        // ports may be briefly taken by another connection: then it exits and is started again.
+        let deadline = Instant::now() + Duration::from_secs(120);
         let probe = object_store::path::Path::from("probe");
         while store.put(&probe, "x".into()).await.is_err() {
             assert!(Instant::now() < deadline, "SeaweedFS did not become ready");
+            if seaweed.exited() {
+                seaweed = start_seaweed_at(base);
+            }
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
         store.delete(&probe).await.unwrap();

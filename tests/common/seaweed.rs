@@ -24,6 +24,13 @@ impl Drop for Seaweed {
     }
 }
 
+impl Seaweed {
+    /// Whether the server process has ended (it cannot bind a port, for instance).
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+}
+
 pub fn start_seaweed() -> Seaweed {
     // Ports of their own (and gRPC ports at +10000), so a developer's SeaweedFS on the
     // defaults does not interfere.
