@@ -118,7 +118,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<Done> {
         Command::User(command) => serve::run_user(&warehouse, command).await,
         Command::Export(command) => export::run(&warehouse, command).await,
         Command::Tables => {
-            let ctx = crate::session::build_session(&warehouse).await?;
+            // Counts the tables only: no view is needed.
+            let no_views = crate::views::Selection::Only(Vec::new());
+            let ctx = crate::session::build_session_with(&warehouse, &no_views).await?;
             let mut out = String::new();
             for kind in crate::storage::TableKind::ALL {
                 let version = warehouse.version(kind).await?;
