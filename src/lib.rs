@@ -17,6 +17,7 @@ pub mod demo;
 pub mod export;
 pub mod functions;
 pub mod ingest;
+pub mod limits;
 pub mod ltv;
 pub mod optimize;
 pub mod server;

@@ -907,3 +907,65 @@ purpose = "analytics"
         vec![vec!["succeeded".to_string()]]
     );
 }
+
+/// Two `rebuy export run` of one job at once (an operator's run during the scheduled one):
+/// one runs, the other stops with "already running" (or runs after the first finished), and
+/// at no moment does the slot's `_SUCCESS` list a file that is not there.
+#[test]
+fn concurrent_runs_of_a_job_take_turns_and_success_never_lists_a_missing_file() {
+    let (_dir, data, out) = setup(MARKETING);
+    let slot = out.join("segments/rfm_outreach/dt=2026-07-01");
+    let mut refused = 0;
+    let spawn_run = || {
+        Command::new(bin())
+            .arg("--data")
+            .arg(&data)
+            .args(["export", "run", "rfm_outreach", "--as-of", "2026-07-01"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    for round in 0..3 {
+        let mut runs = vec![spawn_run(), spawn_run()];
+        let mut checks = 0;
+        while runs.iter_mut().any(|c| c.try_wait().unwrap().is_none()) {
+            if let Ok(text) = std::fs::read_to_string(slot.join("_SUCCESS")) {
+                let m: serde_json::Value = serde_json::from_str(&text).unwrap();
+                for f in m["files"].as_array().unwrap() {
+                    let name = f["path"].as_str().unwrap();
+                    // The slot may be swapped between the two reads: then the manifest is gone too.
+                    if !slot.join(name).exists() && slot.join("_SUCCESS").exists() {
+                        let again = std::fs::read_to_string(slot.join("_SUCCESS")).unwrap();
+                        assert_ne!(again, text, "round {round}: _SUCCESS lists missing {name}");
+                    }
+                }
+                checks += 1;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let outputs: Vec<_> = runs
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect();
+        let succeeded = outputs.iter().filter(|o| o.status.success()).count();
+        assert!(succeeded >= 1, "round {round}: no run succeeded");
+        for o in outputs.iter().filter(|o| !o.status.success()) {
+            assert!(
+                stderr(o).contains("already running"),
+                "round {round}: {}",
+                stderr(o)
+            );
+            refused += 1;
+        }
+        let m = manifest(&slot);
+        for f in m["files"].as_array().unwrap() {
+            assert!(slot.join(f["path"].as_str().unwrap()).is_file());
+        }
+        // No lock and no staging folder is left behind.
+        assert!(!out.join("segments/_rebuy_tmp").exists());
+        let _ = checks;
+    }
+    // Runs started together overlap: the lock was met, not just luck in the timing.
+    assert!(refused >= 1, "no run was ever refused");
+}

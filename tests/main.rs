@@ -8,5 +8,6 @@ mod crash;
 mod export;
 mod ingest;
 mod object_store;
+mod security;
 mod server;
 mod summary;

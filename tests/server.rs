@@ -17,6 +17,18 @@ pub struct Server {
     _dir: tempfile::TempDir,
 }
 
+impl Server {
+    /// What the server wrote to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("server.log")).unwrap_or_default()
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_none()
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -47,6 +59,7 @@ pub fn start(config: &str) -> Server {
 }
 
 pub fn spawn(dir: tempfile::TempDir, data: PathBuf, port: u16, extra: &[&str]) -> Server {
+    let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
     let child = Command::new(bin())
         .arg("--data")
         .arg(&data)
@@ -54,7 +67,7 @@ pub fn spawn(dir: tempfile::TempDir, data: PathBuf, port: u16, extra: &[&str]) -
         .args(extra)
         .env("REBUY_LOG", "rebuy=info")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .unwrap();
     let server = Server {
@@ -94,13 +107,13 @@ pub async fn connect(port: u16) -> Client {
     connect_as(port, "analyst", None).await.unwrap()
 }
 
-fn sqlstate(e: &tokio_postgres::Error) -> String {
+pub fn sqlstate(e: &tokio_postgres::Error) -> String {
     e.code()
         .map(|c| c.code().to_string())
         .unwrap_or_else(|| format!("no code: {e}"))
 }
 
-async fn simple_rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
+pub async fn simple_rows(client: &Client, sql: &str) -> Vec<Vec<Option<String>>> {
     client
         .simple_query(sql)
         .await
@@ -382,7 +395,7 @@ async fn scram_logins_and_roles() {
         assert!(out.status.success(), "{}", stderr(&out));
     }
     let config = std::fs::read_to_string(data.join("rebuy.toml")).unwrap();
-    assert!(!config.contains("pw-ana") && config.contains("scram-sha-256$4096:"));
+    assert!(!config.contains("pw-ana") && config.contains("SCRAM-SHA-256$4096:"));
     // Trust on a non-loopback address is refused at start-up.
     let refused = Command::new(bin())
         .arg("--data")

@@ -62,8 +62,11 @@ pub enum Done {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
+    // Queries are planned and run on these threads; a statement at the depth limit needs a
+    // deep stack in the planner's recursive passes (see `limits`).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(crate::limits::STACK_BYTES)
         .build()
     {
         Ok(rt) => rt,
@@ -72,7 +75,10 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(cli)) {
+    let outcome = runtime.block_on(run(cli));
+    // A fit still running past the shutdown grace is not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match outcome {
         Ok(Done::Ok) => ExitCode::SUCCESS,
         Ok(Done::WithRejects) => ExitCode::from(3),
         Err(e) => {

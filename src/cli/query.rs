@@ -51,6 +51,8 @@ pub async fn run(warehouse: &Warehouse, args: QueryArgs) -> anyhow::Result<Done>
             .with_context(|| format!("cannot read SQL file {}", f.display()))?,
         (None, None) => anyhow::bail!("give the SQL as an argument or with -f FILE"),
     };
+    // The same bounds as the server's, before anything recursive reads the text.
+    crate::limits::check_statement_text(&sql)?;
     let ctx = build_session_with(warehouse, &Selection::for_sql(&sql)).await?;
     let statements = DFParser::parse_sql(&sql).map_err(|e| locate(&sql, e))?;
     if statements.is_empty() {

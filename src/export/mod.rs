@@ -9,6 +9,7 @@
 //! - [`schedule`]: cron in a time zone, the clock, missed slots.
 
 pub mod config;
+pub mod lock;
 pub mod run;
 pub mod runs;
 pub mod schedule;

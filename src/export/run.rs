@@ -257,6 +257,18 @@ pub async fn run_job(
         started_at.format("%Y%m%dT%H%M%S%.3fZ"),
         rand::random::<u16>()
     );
+    run_recorded(warehouse, job, &dest, request, run_id, started_at, &now).await
+}
+
+async fn run_recorded(
+    warehouse: &Warehouse,
+    job: &ExportJob,
+    dest: &Destination,
+    request: RunRequest,
+    run_id: String,
+    started_at: DateTime<Utc>,
+    now: &impl Fn() -> DateTime<Utc>,
+) -> Result<RunEvent, ExportError> {
     let slot_url = format!(
         "{}/{}/dt={}/",
         job.destination.as_str().trim_end_matches('/'),
@@ -285,16 +297,27 @@ pub async fn run_job(
     runs::append(warehouse, std::slice::from_ref(&event)).await?;
     tracing::info!(job = %job.name, run = %run_id, slot = %request.slot, trigger = request.trigger.name(), "export started");
     let mut attempt = 0u32;
+    // Other processes (an operator's manual run during the scheduled one) wait their turn: the
+    // job's lock is taken by the first attempt that reaches the store.
+    let mut store_lock: Option<super::lock::JobLock> = None;
     let result = loop {
         attempt += 1;
         event.attempts = attempt as i32;
-        let outcome =
-            attempt_once(warehouse, job, &dest, &request, &run_id, started_at, &now).await;
+        let locked = match &store_lock {
+            Some(_) => Ok(()),
+            None => super::lock::JobLock::take(dest, &job.name, &run_id, now())
+                .await
+                .map(|l| store_lock = Some(l)),
+        };
+        let outcome = match locked {
+            Ok(()) => attempt_once(warehouse, job, dest, &request, &run_id, started_at, now).await,
+            Err(e) => Err(e),
+        };
         let tmp = dest.path(&["_rebuy_tmp", &job.name, &run_id]);
         match outcome {
             Ok(written) => break Ok(written),
             Err(e) => {
-                remove_prefix(&dest, &tmp).await;
+                remove_prefix(dest, &tmp).await;
                 if e.is_transient() && attempt <= job.retries {
                     let wait = job
                         .retry_backoff_ms
@@ -308,6 +331,9 @@ pub async fn run_job(
             }
         }
     };
+    if let Some(lock) = store_lock {
+        lock.release(dest).await;
+    }
     event.finished_at = Some(now());
     match result {
         Ok(w) => {
@@ -337,7 +363,8 @@ async fn attempt_once(
     started_at: DateTime<Utc>,
     now: &impl Fn() -> DateTime<Utc>,
 ) -> Result<Written, ExportError> {
-    // Leftovers of runs that were killed are never published; clear them first.
+    // Leftovers of runs that were killed are never published; clear them first. This run
+    // holds the job's lock, so no other staging folder of the job belongs to a live run.
     remove_prefix(dest, &dest.path(&["_rebuy_tmp", &job.name])).await;
     let prepared = prepare(warehouse, job, request.as_of, true).await?;
     let tmp = dest.path(&["_rebuy_tmp", &job.name, run_id]);
@@ -637,6 +664,18 @@ async fn publish(
             }
         };
         std::fs::create_dir_all(&job_dir).map_err(io("creating the job folder"))?;
+        if let Some((name, _, _)) = written
+            .files
+            .iter()
+            .find(|(name, _, _)| !tmp_dir.join(name).is_file())
+        {
+            return Err(io("checking the files before publishing")(
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("{name} is missing from the finished folder"),
+                ),
+            ));
+        }
         let old = tmp_dir.with_extension("replaced");
         let had_old = slot_path.exists();
         if had_old {
@@ -694,6 +733,13 @@ async fn publish(
             .delete(stale)
             .await
             .map_err(store_err("removing a file of the previous export"))?;
+    }
+    // `_SUCCESS` promises every file it lists: each one is looked up in the slot first.
+    for file in &new_names {
+        dest.store
+            .head(file)
+            .await
+            .map_err(store_err("checking a file before publishing"))?;
     }
     dest.store
         .put(&success, PutPayload::from(body))

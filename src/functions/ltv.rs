@@ -85,7 +85,12 @@ type CacheKey = (FitKind, u64, u64);
 static FIT_CACHE: LazyLock<Mutex<Vec<(CacheKey, Fit)>>> = LazyLock::new(|| Mutex::new(Vec::new()));
 const CACHE_SIZE: usize = 32;
 
-fn cached_fit(kind: FitKind, obs: &Observations, penalizer: f64) -> Result<(Fit, bool, f64)> {
+fn cached_fit(
+    kind: FitKind,
+    obs: &Observations,
+    penalizer: f64,
+    stop: &super::stop::Ticket,
+) -> Result<(Fit, bool, f64)> {
     let key = (kind, obs.fingerprint(), penalizer.to_bits());
     if let Ok(cache) = FIT_CACHE.lock()
         && let Some((_, fit)) = cache.iter().find(|(k, _)| *k == key)
@@ -93,11 +98,17 @@ fn cached_fit(kind: FitKind, obs: &Observations, penalizer: f64) -> Result<(Fit,
         return Ok((fit.clone(), true, 0.0));
     }
     let started = Instant::now();
+    let stopped = || stop.is_set();
     let fit = match kind {
-        FitKind::Purchase(m) => ltv::fit_purchase(m, obs, penalizer),
-        FitKind::GammaGamma => ltv::fit_gamma_gamma(obs, penalizer),
+        FitKind::Purchase(m) => ltv::fit_purchase_until(m, obs, penalizer, &stopped),
+        FitKind::GammaGamma => ltv::fit_gamma_gamma_until(obs, penalizer, &stopped),
     }
     .map_err(|e| {
+        if matches!(e, ltv::LtvError::Stopped) {
+            return DataFusionError::from(FunctionError::Stopped {
+                function: kind.name(),
+            });
+        }
         DataFusionError::from(FunctionError::InvalidArgument {
             function: kind.name(),
             argument: "data",
@@ -131,18 +142,42 @@ fn fit_scalar(kind: FitKind, fit: &Fit, cached: bool, ms: f64) -> Result<ScalarV
     Ok(ScalarValue::Struct(Arc::new(array)))
 }
 
+/// A fitting aggregate. `stop` is the running statement's stop flag when the session put one
+/// in (the server does, through [`super::stop::StopFits`]), so that a statement timeout, a
+/// cancel request or a shutdown ends a fit within one likelihood evaluation.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub struct FitAggregate {
     kind: FitKind,
     signature: Signature,
+    stop: super::stop::Stop,
 }
 
 impl FitAggregate {
     pub fn new(kind: FitKind) -> Self {
+        Self::with_stop(kind, super::stop::Stop::never())
+    }
+
+    pub fn with_stop(kind: FitKind, stop: super::stop::Stop) -> Self {
         FitAggregate {
             kind,
             signature: Signature::user_defined(Volatility::Immutable),
+            stop,
         }
+    }
+
+    /// The kind of fit a registered aggregate of this name is.
+    pub fn kind_named(name: &str) -> Option<FitKind> {
+        [
+            FitKind::Purchase(PurchaseModel::BgNbd),
+            FitKind::Purchase(PurchaseModel::MbgNbd),
+            FitKind::GammaGamma,
+        ]
+        .into_iter()
+        .find(|k| k.name() == name)
+    }
+
+    pub fn stop(&self) -> &super::stop::Stop {
+        &self.stop
     }
 }
 
@@ -232,6 +267,7 @@ impl AggregateUDFImpl for FitAggregate {
             kind: self.kind,
             obs: Observations::default(),
             penalizer: None,
+            stop: self.stop.ticket(),
         }))
     }
     fn state_fields(&self, args: StateFieldsArgs) -> Result<Vec<FieldRef>> {
@@ -263,6 +299,7 @@ struct FitAccumulator {
     kind: FitKind,
     obs: Observations,
     penalizer: Option<f64>,
+    stop: super::stop::Ticket,
 }
 
 fn list_of(values: Vec<f64>) -> ScalarValue {
@@ -345,7 +382,16 @@ impl Accumulator for FitAccumulator {
     }
 
     fn evaluate(&mut self) -> Result<ScalarValue> {
-        let (fit, cached, ms) = cached_fit(self.kind, &self.obs, self.penalizer.unwrap_or(0.0))?;
+        // A fit is seconds of CPU: off the async worker, so that the worker's other
+        // connections go on meanwhile.
+        let (fit, cached, ms) = super::stop::off_the_async_workers(|| {
+            cached_fit(
+                self.kind,
+                &self.obs,
+                self.penalizer.unwrap_or(0.0),
+                &self.stop,
+            )
+        })?;
         fit_scalar(self.kind, &fit, cached, ms)
     }
 

@@ -18,9 +18,11 @@
 
 pub mod arg;
 pub mod as_of;
+pub mod caps;
 pub mod ltv;
 pub mod repurchase;
 pub mod rfm;
+pub mod stop;
 
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::{AggregateUDF, ScalarUDF};
@@ -39,6 +41,18 @@ pub enum FunctionError {
         argument: &'static str,
         message: String,
     },
+    /// A call would build a value larger than the session allows (SQLSTATE 54000).
+    #[error(
+        "{function}: requested length too large: the call would build {bytes} bytes (limit {limit})"
+    )]
+    TooLarge {
+        function: &'static str,
+        bytes: u128,
+        limit: usize,
+    },
+    /// The statement was stopped while the function ran (SQLSTATE 57014).
+    #[error("{function}: canceling statement")]
+    Stopped { function: &'static str },
 }
 
 impl From<FunctionError> for DataFusionError {
@@ -111,6 +125,7 @@ pub fn register_all(ctx: &SessionContext) {
     for f in aggregate_functions() {
         ctx.register_udaf(f);
     }
+    caps::register(ctx, caps::DEFAULT_MAX_BYTES);
 }
 
 #[cfg(test)]

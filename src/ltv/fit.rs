@@ -259,10 +259,13 @@ pub struct Minimum {
 }
 
 /// Minimises `f` (value and gradient) with BFGS and a backtracking Armijo line search.
+/// `stop` is asked before every evaluation of `f`; once it says so, the current point is
+/// returned, not converged.
 pub fn minimize(
     f: &dyn Fn(&[f64]) -> (f64, Vec<f64>),
     x0: &[f64],
     h0: Option<Vec<Vec<f64>>>,
+    stop: &(dyn Fn() -> bool + Sync),
 ) -> Minimum {
     let n = x0.len();
     let mut x = x0.to_vec();
@@ -271,7 +274,7 @@ pub fn minimize(
     let dot = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
     let norm = |g: &[f64]| g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     for iteration in 1..=500u32 {
-        if !fx.is_finite() || g.iter().any(|v| !v.is_finite()) {
+        if stop() || !fx.is_finite() || g.iter().any(|v| !v.is_finite()) {
             return Minimum {
                 x,
                 f: fx,
@@ -301,6 +304,9 @@ pub fn minimize(
         let mut step = if longest > 5.0 { 5.0 / longest } else { 1.0 };
         let mut accepted = None;
         for _ in 0..60 {
+            if stop() {
+                break;
+            }
             let xn: Vec<f64> = x.iter().zip(&p).map(|(a, b)| a + step * b).collect();
             let (fxn, gn) = f(&xn);
             if fxn.is_finite() && fxn <= fx + 1e-4 * step * slope {

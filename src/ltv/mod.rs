@@ -28,7 +28,13 @@ pub enum LtvError {
     BadInput(String),
     #[error("the likelihood is not finite at any parameter tried: {0}")]
     NotFinite(String),
+    /// The caller's stop check said so (statement timeout, cancel request, shutdown).
+    #[error("stopped before the fit finished")]
+    Stopped,
 }
+
+/// A caller's "should this fit give up?" check, asked at every evaluation of the likelihood.
+pub type StopCheck<'a> = &'a (dyn Fn() -> bool + Sync);
 
 /// Which purchase-count model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -161,6 +167,16 @@ pub fn fit_purchase(
     obs: &Observations,
     penalizer: f64,
 ) -> Result<Fit, LtvError> {
+    fit_purchase_until(model, obs, penalizer, &|| false)
+}
+
+/// [`fit_purchase`] that gives up with [`LtvError::Stopped`] as soon as `stop` returns true.
+pub fn fit_purchase_until(
+    model: PurchaseModel,
+    obs: &Observations,
+    penalizer: f64,
+    stop: StopCheck<'_>,
+) -> Result<Fit, LtvError> {
     let rows = obs.rows();
     if rows.is_empty() {
         return Err(LtvError::NoData);
@@ -179,9 +195,18 @@ pub fn fit_purchase(
             &purchase_objective(&sample, model, penalizer),
             &[0.1; 4],
             None,
+            stop,
         )
     });
-    let mut result = fit::minimize(&purchase_objective(&data, model, penalizer), &start, h0);
+    let mut result = fit::minimize(
+        &purchase_objective(&data, model, penalizer),
+        &start,
+        h0,
+        stop,
+    );
+    if stop() {
+        return Err(LtvError::Stopped);
+    }
     result.iterations += warm_iterations;
     finish(result, data.total(), |p| data.eval(model, p).0)
 }
@@ -190,6 +215,15 @@ pub fn fit_purchase(
 /// positive monetary value; other rows must be left out by the caller). Observations hold
 /// (frequency, monetary_value, 0).
 pub fn fit_gamma_gamma(obs: &Observations, penalizer: f64) -> Result<Fit, LtvError> {
+    fit_gamma_gamma_until(obs, penalizer, &|| false)
+}
+
+/// [`fit_gamma_gamma`] that gives up with [`LtvError::Stopped`] as soon as `stop` returns true.
+pub fn fit_gamma_gamma_until(
+    obs: &Observations,
+    penalizer: f64,
+    stop: StopCheck<'_>,
+) -> Result<Fit, LtvError> {
     let rows = obs.rows();
     if rows.is_empty() {
         return Err(LtvError::NoData);
@@ -205,9 +239,12 @@ pub fn fit_gamma_gamma(obs: &Observations, penalizer: f64) -> Result<Fit, LtvErr
     let data = fit::SpendData::new(&rows);
     let (start, h0, warm_iterations) = warm_start(&rows, 3, |sample| {
         let sample = fit::SpendData::new(sample);
-        fit::minimize(&spend_objective(&sample, penalizer), &[0.1; 3], None)
+        fit::minimize(&spend_objective(&sample, penalizer), &[0.1; 3], None, stop)
     });
-    let mut result = fit::minimize(&spend_objective(&data, penalizer), &start, h0);
+    let mut result = fit::minimize(&spend_objective(&data, penalizer), &start, h0, stop);
+    if stop() {
+        return Err(LtvError::Stopped);
+    }
     result.iterations += warm_iterations;
     finish(result, data.total(), |p| data.eval(p).0)
 }
@@ -442,6 +479,28 @@ mod tests {
         let q = [3.0, 4.0, 20.0];
         let want = gamma_gamma_ll(&q, 1.0, 20.0) + 2.0 * gamma_gamma_ll(&q, 3.0, 35.5);
         assert!((spend.eval(&q).0 - want).abs() < 1e-10 * want.abs());
+    }
+
+    /// A stop check that turns true part-way ends the fit with `Stopped` after few evaluations.
+    #[test]
+    fn a_stop_check_ends_a_fit_at_once() {
+        let mut obs = Observations::default();
+        for i in 0..5_000u32 {
+            let f = f64::from(i % 7);
+            let t = 200.0 + f64::from(i % 300);
+            obs.add(f, if f > 0.0 { t * 0.6 } else { 0.0 }, t, 1.0);
+        }
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let stop = || calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= 3;
+        let r = fit_purchase_until(PurchaseModel::BgNbd, &obs, 0.0, &stop);
+        assert!(matches!(r, Err(LtvError::Stopped)), "{r:?}");
+        assert!(calls.load(std::sync::atomic::Ordering::SeqCst) < 20);
+        assert!(fit_purchase(PurchaseModel::BgNbd, &obs, 0.0).is_ok());
+        let mut spend = Observations::default();
+        spend.add(2.0, 30.0, 0.0, 1.0);
+        spend.add(4.0, 55.0, 0.0, 1.0);
+        let g = fit_gamma_gamma_until(&spend, 0.0, &|| true);
+        assert!(matches!(g, Err(LtvError::Stopped)));
     }
 
     /// Large inputs start from a fit on a sample; the result must still be the optimum of the

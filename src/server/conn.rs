@@ -8,19 +8,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::common::ParamValues;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::execution::memory_pool::GreedyMemoryPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
-use datafusion::sql::sqlparser::ast::{
-    CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Expr, Set, Statement,
-};
+use datafusion::sql::sqlparser::ast::{CopySource, CopyTarget, Expr, Set, Statement};
 use futures::StreamExt;
 use pgwire::api::Type;
 use pgwire::api::portal::Format;
@@ -31,6 +28,11 @@ use pgwire::types::format::FormatOptions;
 use tokio::sync::Notify;
 
 use super::config::Role;
+use super::copy::{CopySpec, copy_lines};
+use super::encode::{
+    canonical_time_zone, pg_to_arrow, sql_type_name, to_wire_batch, trim_fractions, wire_schema,
+    zoned_as_text,
+};
 use super::errors::{self, pg_error};
 use super::settings::Settings;
 use super::shared::Shared;
@@ -54,6 +56,16 @@ pub struct ConnState {
     identity: Mutex<Option<(String, Role)>>,
     /// The statement being run, logged when its last row is sent (or at once if it has none).
     pending_log: Mutex<Option<(String, Instant)>>,
+    /// Set to stop the running statement where awaiting cannot: in the fits (see
+    /// [`crate::functions::stop`]); `stop_reason` says why, for the 57014 message.
+    stop: crate::functions::stop::Stop,
+    stop_reason: Mutex<&'static str>,
+    /// Sets `stop` when the statement timeout passes, even while a fit blocks this task.
+    timer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Held while logging in (bounds connections that never authenticate), then exchanged
+    /// for a session slot (bounds `max_connections`).
+    startup_permit: Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
+    session_slot: Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
 }
 
 /// What a statement turns into before it runs.
@@ -82,10 +94,17 @@ pub struct Prepared {
     pub statement: Option<Statement>,
     pub kind: Kind,
     pub plan: Option<LogicalPlan>,
+    /// [`Kind::DataFusionText`]: the statement as parsed once, with the PostgreSQL dialect
+    /// whatever the session's `datafusion.sql_parser.dialect`; the same parse is checked and
+    /// run.
+    pub df: Option<Box<DfStatement>>,
 }
 
 impl ConnState {
-    pub fn new(shared: Arc<Shared>) -> Arc<Self> {
+    pub fn new(
+        shared: Arc<Shared>,
+        startup_permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> Arc<Self> {
         let mut settings = Settings::new();
         if shared.config.server.statement_timeout_ms > 0 {
             settings.set(
@@ -104,7 +123,89 @@ impl ConnState {
             last_active: Mutex::new(Instant::now()),
             identity: Mutex::new(None),
             pending_log: Mutex::new(None),
+            stop: crate::functions::stop::Stop::new(),
+            stop_reason: Mutex::new("user request"),
+            timer: Mutex::new(None),
+            startup_permit: Mutex::new(startup_permit),
+            session_slot: Mutex::new(None),
         })
+    }
+
+    /// Takes one of the server's `max_connections` session slots for this login, giving back
+    /// the startup permit; false when none is free.
+    pub fn take_session_slot(&self) -> bool {
+        let Ok(permit) = self.shared.sessions.clone().try_acquire_owned() else {
+            return false;
+        };
+        if let Ok(mut slot) = self.session_slot.lock() {
+            *slot = Some(permit);
+        }
+        if let Ok(mut p) = self.startup_permit.lock() {
+            p.take();
+        }
+        true
+    }
+
+    /// Whether the connection finished logging in.
+    pub fn authenticated(&self) -> bool {
+        self.session_slot.lock().is_ok_and(|s| s.is_some())
+    }
+
+    /// Stops the running statement, if any, for `reason` (57014 "canceling statement due to
+    /// <reason>"): a cancel request, the client's disconnection, the server's shutdown.
+    pub fn stop_for(&self, reason: &'static str) {
+        if self.busy.load(Ordering::SeqCst) > 0 {
+            if let Ok(mut r) = self.stop_reason.lock() {
+                *r = reason;
+            }
+            self.stop.set();
+            self.canceled.store(true, Ordering::SeqCst);
+            self.cancel_notify.notify_waiters();
+        }
+    }
+
+    fn stop_reason(&self) -> &'static str {
+        self.stop_reason.lock().map_or("user request", |r| *r)
+    }
+
+    pub fn is_busy(&self) -> bool {
+        self.busy.load(Ordering::SeqCst) > 0
+    }
+
+    /// The statement timeout in force: the session's, under the server's maximum.
+    fn statement_timeout(&self) -> Option<Duration> {
+        self.settings()
+            .statement_timeout_within(self.shared.config.server.max_statement_timeout_ms)
+    }
+
+    /// Starts a statement: clears what stopped the previous one and arms the timer that stops
+    /// this one at its timeout.
+    fn start_statement(self: &Arc<Self>) {
+        self.canceled.store(false, Ordering::SeqCst);
+        self.stop.begin_statement();
+        let timer = self.statement_timeout().map(|t| {
+            let conn = Arc::downgrade(self);
+            tokio::spawn(async move {
+                tokio::time::sleep(t).await;
+                if let Some(conn) = conn.upgrade() {
+                    conn.stop_for("statement timeout");
+                }
+            })
+        });
+        if let Ok(mut slot) = self.timer.lock()
+            && let Some(old) = std::mem::replace(&mut *slot, timer)
+        {
+            old.abort();
+        }
+    }
+
+    /// A stopped statement's error says why it stopped, whatever part of it noticed.
+    fn stopped_or(&self, e: PgWireError) -> PgWireError {
+        if self.stop.is_set() {
+            errors::canceled(self.stop_reason())
+        } else {
+            e
+        }
     }
 
     /// Remembers the statement about to run, for its log line.
@@ -134,10 +235,7 @@ impl ConnState {
     }
 
     pub fn cancel(&self) {
-        if self.busy.load(Ordering::SeqCst) > 0 {
-            self.canceled.store(true, Ordering::SeqCst);
-            self.cancel_notify.notify_waiters();
-        }
+        self.stop_for("user request");
     }
 
     pub fn idle_for(&self) -> Option<Duration> {
@@ -185,33 +283,54 @@ impl ConnState {
             .await
             .map_err(|e| pg_error(errors::INTERNAL_ERROR, e.to_string()))?;
         let base = self.shared.base();
-        let mut guard = self
-            .session
-            .lock()
-            .map_err(|_| pg_error(errors::INTERNAL_ERROR, "session lock poisoned"))?;
-        if let Some((generation, ctx)) = guard.as_ref()
-            && *generation == base.generation
-        {
-            return Ok(ctx.clone());
-        }
-        let config = match guard.as_ref() {
-            Some((_, old)) => old.copied_config(),
-            None => base.ctx.copied_config(),
+        let config = {
+            let guard = self
+                .session
+                .lock()
+                .map_err(|_| pg_error(errors::INTERNAL_ERROR, "session lock poisoned"))?;
+            if let Some((generation, ctx)) = guard.as_ref()
+                && *generation == base.generation
+            {
+                return Ok(ctx.clone());
+            }
+            match guard.as_ref() {
+                Some((_, old)) => old.copied_config(),
+                None => base.ctx.copied_config(),
+            }
         };
         let base_state = base.ctx.state();
         let limit = self.shared.config.server.query_memory_mb.max(16) * 1024 * 1024;
         let runtime = RuntimeEnvBuilder::from_runtime_env(base_state.runtime_env())
-            .with_memory_pool(Arc::new(GreedyMemoryPool::new(limit)))
+            .with_memory_pool(Arc::new(super::memory::Share::new(
+                self.shared.memory.clone(),
+                limit,
+            )))
             .build_arc()
             .map_err(errors::from_datafusion)?;
+        let (_, role) = self.identity();
+        let catalogs =
+            super::catalog::private_catalogs(base_state.catalog_list(), role == Role::Analyst)
+                .await
+                .map_err(errors::from_datafusion)?;
         let state = SessionStateBuilder::new_from_existing(base_state)
             .with_config(config)
             .with_runtime_env(runtime)
+            .with_catalog_list(catalogs)
+            .with_optimizer_rule(Arc::new(crate::functions::stop::StopFits {
+                stop: self.stop.clone(),
+            }))
             .build();
         let ctx = SessionContext::new_with_state(state);
         let (user, _) = self.identity();
         super::pgcompat::register_connection_functions(&ctx, &user, self.settings.clone());
-        *guard = Some((base.generation, ctx.clone()));
+        // No one value may be larger than the query's whole memory share.
+        crate::functions::caps::register(
+            &ctx,
+            limit.min(crate::functions::caps::DEFAULT_MAX_BYTES),
+        );
+        if let Ok(mut guard) = self.session.lock() {
+            *guard = Some((base.generation, ctx.clone()));
+        }
         Ok(ctx)
     }
 
@@ -219,12 +338,15 @@ impl ConnState {
     /// DataFusion understands (CREATE EXTERNAL TABLE, COPY TO a path) comes back as one
     /// [`Kind::DataFusionText`] statement.
     pub fn parse(&self, sql: &str) -> PgWireResult<Vec<Prepared>> {
+        crate::limits::check_statement_text(sql)
+            .map_err(|e| pg_error(e.sqlstate(), e.to_string()))?;
         if super::asyncpg::is_introspection(sql) {
             return Ok(vec![Prepared {
                 sql: "asyncpg type introspection".to_string(),
                 statement: None,
                 kind: Kind::AsyncpgTypes,
                 plan: None,
+                df: None,
             }]);
         }
         match PARSER.parse(&super::rewrite::rewrite_text(sql)) {
@@ -239,14 +361,21 @@ impl ConnState {
                     kind: classify(&s),
                     statement: Some(s),
                     plan: None,
+                    df: None,
                 })
                 .collect()),
             Err(pg_err) => {
-                if let Ok(df) = datafusion::sql::parser::DFParser::parse_sql(sql)
+                let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+                if let Ok(mut df) =
+                    datafusion::sql::parser::DFParser::parse_sql_with_dialect(sql, &dialect)
                     && df.len() == 1
                     && matches!(
                         df.front(),
-                        Some(DfStatement::CreateExternalTable(_) | DfStatement::CopyTo(_))
+                        Some(
+                            DfStatement::CreateExternalTable(_)
+                                | DfStatement::CopyTo(_)
+                                | DfStatement::Explain(_)
+                        )
                     )
                 {
                     return Ok(vec![Prepared {
@@ -254,9 +383,18 @@ impl ConnState {
                         statement: None,
                         kind: Kind::DataFusionText,
                         plan: None,
+                        df: df.pop_front().map(Box::new),
                     }]);
                 }
-                Err(pg_error(errors::SYNTAX_ERROR, pg_err.to_string()))
+                let code = if matches!(
+                    pg_err,
+                    datafusion::sql::sqlparser::parser::ParserError::RecursionLimitExceeded
+                ) {
+                    errors::STATEMENT_TOO_COMPLEX
+                } else {
+                    errors::SYNTAX_ERROR
+                };
+                Err(pg_error(code, pg_err.to_string()))
             }
         }
     }
@@ -265,7 +403,7 @@ impl ConnState {
     pub fn check_allowed(&self, p: &Prepared) -> PgWireResult<()> {
         let (_, role) = self.identity();
         if role == Role::Admin {
-            return self.check_copy_target(p);
+            return Ok(());
         }
         let refused = |what: &str| {
             Err(pg_error(
@@ -295,31 +433,14 @@ impl ConnState {
         }
     }
 
-    /// `COPY … TO 'scheme://…'` may write only into the object stores of configured export
-    /// destinations (`[[export]]` in rebuy.toml).
-    fn check_copy_target(&self, p: &Prepared) -> PgWireResult<()> {
-        if p.kind != Kind::DataFusionText {
-            return Ok(());
-        }
-        let Ok(statements) = datafusion::sql::parser::DFParser::parse_sql(&p.sql) else {
-            return Ok(());
+    /// Refuses a plan the user's role may not run (see [`super::access`]).
+    pub fn check_plan(&self, plan: &LogicalPlan) -> PgWireResult<()> {
+        let (_, role) = self.identity();
+        let rules = super::access::FileRules {
+            config: &self.shared.config,
+            data_dir: self.shared.warehouse.local_dir(),
         };
-        for statement in statements {
-            if let DfStatement::CopyTo(copy) = statement {
-                let target = copy.target.trim();
-                let remote = target.contains("://") && !target.starts_with("file://");
-                if remote && !self.shared.config.is_export_store(target) {
-                    return Err(pg_error(
-                        errors::INSUFFICIENT_PRIVILEGE,
-                        format!(
-                            "permission denied: COPY TO '{target}': only the object stores of \
-                             configured export destinations ([[export]] in rebuy.toml) may be written"
-                        ),
-                    ));
-                }
-            }
-        }
-        Ok(())
+        super::access::check_plan(plan, role, &rules)
     }
 
     /// Plans a statement of kind [`Kind::Plan`], with parameter types from the client if given.
@@ -366,7 +487,9 @@ impl ConnState {
                 .statement_to_plan(DfStatement::Statement(Box::new(statement.clone())))
                 .await
         };
-        planned.map_err(errors::from_datafusion)
+        let plan = planned.map_err(errors::from_datafusion)?;
+        self.check_plan(&plan)?;
+        Ok(plan)
     }
 
     /// Runs one statement and returns the response to send. `plan` is the extended protocol's
@@ -387,7 +510,7 @@ impl ConnState {
         PgWireError: From<<C as futures::Sink<pgwire::messages::PgWireBackendMessage>>::Error>,
     {
         // A cancel request that arrived between statements is for nothing that runs now.
-        self.canceled.store(false, Ordering::SeqCst);
+        self.start_statement();
         self.check_allowed(p)?;
         match &p.kind {
             Kind::Set => self.run_set(client, p).await,
@@ -402,13 +525,22 @@ impl ConnState {
                 "asyncpg's type introspection runs over the extended protocol only",
             )),
             Kind::DataFusionText => {
+                let Some(statement) = &p.df else {
+                    return Ok(Response::EmptyQuery);
+                };
                 let ctx = self.session().await?;
-                let df = self
-                    .guarded(async { ctx.sql(&p.sql).await.map_err(errors::from_datafusion) })
+                let state = ctx.state();
+                let plan = self
+                    .guarded(async {
+                        state
+                            .statement_to_plan(statement.as_ref().clone())
+                            .await
+                            .map_err(errors::from_datafusion)
+                    })
                     .await?;
-                let _ = self
-                    .guarded(async { df.collect().await.map_err(errors::from_datafusion) })
-                    .await?;
+                self.check_plan(&plan)?;
+                let stream = self.execute(&ctx, plan).await?;
+                self.drain(stream).await?;
                 Ok(Response::Execution(Tag::new("OK")))
             }
             Kind::Plan => {
@@ -416,7 +548,10 @@ impl ConnState {
                     return Ok(Response::EmptyQuery);
                 };
                 let plan = match plan {
-                    Some(plan) => plan,
+                    Some(plan) => {
+                        self.check_plan(&plan)?;
+                        plan
+                    }
                     None => self.plan(statement, &[]).await?,
                 };
                 let plan = match params {
@@ -469,12 +604,13 @@ impl ConnState {
         fut: impl std::future::Future<Output = PgWireResult<T>>,
     ) -> PgWireResult<T> {
         let deadline = self
-            .settings()
             .statement_timeout()
             .map(|t| tokio::time::Instant::now() + t);
         self.busy.fetch_add(1, Ordering::SeqCst);
         let _busy = Busy(&self.busy);
-        self.until_stopped(fut, deadline).await?
+        self.until_stopped(fut, deadline)
+            .await?
+            .map_err(|e| self.stopped_or(e))
     }
 
     /// Awaits `fut` unless a cancel request arrives or `deadline` passes first (57014).
@@ -487,7 +623,7 @@ impl ConnState {
         tokio::pin!(cancel);
         cancel.as_mut().enable();
         if self.canceled.swap(false, Ordering::SeqCst) {
-            return Err(errors::canceled("user request"));
+            return Err(errors::canceled(self.stop_reason()));
         }
         let sleep = async {
             match deadline {
@@ -499,7 +635,7 @@ impl ConnState {
             r = fut => Ok(r),
             _ = cancel => {
                 self.canceled.store(false, Ordering::SeqCst);
-                Err(errors::canceled("user request"))
+                Err(errors::canceled(self.stop_reason()))
             }
             _ = sleep => Err(errors::canceled("statement timeout")),
         }
@@ -572,7 +708,7 @@ impl ConnState {
     ) -> futures::stream::BoxStream<'static, PgWireResult<DataRow>> {
         let conn = self.clone();
         let settings = self.settings();
-        let deadline = settings
+        let deadline = self
             .statement_timeout()
             .map(|t| tokio::time::Instant::now() + t);
         // timestamptz values are shown in the session's TimeZone, as PostgreSQL does.
@@ -610,7 +746,7 @@ impl ConnState {
                             }
                         },
                         Ok(Some(Err(e))) => {
-                            let e = errors::from_datafusion(e);
+                            let e = conn.stopped_or(errors::from_datafusion(e));
                             guard.error = Some(error_text(&e));
                             Some((Err(e), (stream, guard, true)))
                         }
@@ -688,6 +824,10 @@ impl ConnState {
         };
         let lower = name.to_ascii_lowercase();
         if lower.starts_with("rebuy.") || lower.starts_with("datafusion.") {
+            if lower.starts_with("datafusion.") {
+                super::settings::check_datafusion_option(&name, &value)
+                    .map_err(|(code, message)| pg_error(code, message))?;
+            }
             let ctx = self.session().await?;
             let value = if value.eq_ignore_ascii_case("default") {
                 String::new()
@@ -929,194 +1069,6 @@ impl Drop for BusyGuard {
     }
 }
 
-/// COPY's text or CSV layout.
-#[derive(Debug, Clone)]
-struct CopySpec {
-    csv: bool,
-    header: bool,
-    delimiter: u8,
-    null: String,
-}
-
-impl CopySpec {
-    fn from_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> PgWireResult<Self> {
-        let mut spec = CopySpec {
-            csv: false,
-            header: false,
-            delimiter: b'\t',
-            null: "\\N".into(),
-        };
-        let mut delimiter = None;
-        let mut null = None;
-        for o in options {
-            match o {
-                CopyOption::Format(f) => match f.value.to_ascii_lowercase().as_str() {
-                    "csv" => spec.csv = true,
-                    "text" => spec.csv = false,
-                    other => {
-                        return Err(pg_error(
-                            errors::FEATURE_NOT_SUPPORTED,
-                            format!("COPY format \"{other}\" is not supported (text or csv)"),
-                        ));
-                    }
-                },
-                CopyOption::Header(h) => spec.header = *h,
-                CopyOption::Delimiter(c) => delimiter = Some(*c),
-                CopyOption::Null(n) => null = Some(n.clone()),
-                _ => {}
-            }
-        }
-        for o in legacy {
-            match o {
-                CopyLegacyOption::Csv(csv_options) => {
-                    spec.csv = true;
-                    if csv_options
-                        .iter()
-                        .any(|c| matches!(c, CopyLegacyCsvOption::Header))
-                    {
-                        spec.header = true;
-                    }
-                }
-                CopyLegacyOption::Binary => {
-                    return Err(pg_error(
-                        errors::FEATURE_NOT_SUPPORTED,
-                        "COPY BINARY is not supported (text or csv)",
-                    ));
-                }
-                CopyLegacyOption::Delimiter(c) => delimiter = Some(*c),
-                CopyLegacyOption::Null(n) => null = Some(n.clone()),
-                CopyLegacyOption::Header => spec.header = true,
-                _ => {}
-            }
-        }
-        if spec.csv {
-            spec.delimiter = b',';
-            spec.null = String::new();
-        }
-        if let Some(d) = delimiter {
-            spec.delimiter = d as u8;
-        }
-        if let Some(n) = null {
-            spec.null = n;
-        }
-        Ok(spec)
-    }
-
-    fn line(&self, fields: &[Option<Vec<u8>>]) -> Vec<u8> {
-        let mut out = Vec::new();
-        for (i, f) in fields.iter().enumerate() {
-            if i > 0 {
-                out.push(self.delimiter);
-            }
-            match f {
-                None => out.extend_from_slice(self.null.as_bytes()),
-                Some(v) if self.csv => {
-                    let needs_quotes = v.is_empty()
-                        || v.iter()
-                            .any(|b| *b == self.delimiter || matches!(*b, b'"' | b'\n' | b'\r'));
-                    if needs_quotes {
-                        out.push(b'"');
-                        for b in v {
-                            if *b == b'"' {
-                                out.push(b'"');
-                            }
-                            out.push(*b);
-                        }
-                        out.push(b'"');
-                    } else {
-                        out.extend_from_slice(v);
-                    }
-                }
-                Some(v) => {
-                    for b in v {
-                        match *b {
-                            b'\\' => out.extend_from_slice(b"\\\\"),
-                            b'\n' => out.extend_from_slice(b"\\n"),
-                            b'\r' => out.extend_from_slice(b"\\r"),
-                            b'\t' => out.extend_from_slice(b"\\t"),
-                            c if c == self.delimiter => {
-                                out.push(b'\\');
-                                out.push(c);
-                            }
-                            c => out.push(c),
-                        }
-                    }
-                }
-            }
-        }
-        out.push(b'\n');
-        out
-    }
-}
-
-/// Drops the zeros at the end of the seconds' fraction (and the point, if nothing is left) in
-/// the given text columns: `16:50:15.000000+00` becomes `16:50:15+00`.
-fn trim_fractions(row: DataRow, columns: &[usize]) -> DataRow {
-    let mut fields = row_fields(&row);
-    for &i in columns {
-        let Some(Some(value)) = fields.get_mut(i) else {
-            continue;
-        };
-        let Some(dot) = value.iter().rposition(|b| *b == b'.') else {
-            continue;
-        };
-        let digits_end = value[dot + 1..]
-            .iter()
-            .position(|b| !b.is_ascii_digit())
-            .map_or(value.len(), |p| dot + 1 + p);
-        let mut keep = digits_end;
-        while keep > dot + 1 && value[keep - 1] == b'0' {
-            keep -= 1;
-        }
-        if keep == dot + 1 {
-            keep = dot;
-        }
-        value.drain(keep..digits_end);
-    }
-    let mut data = bytes::BytesMut::with_capacity(row.data.len());
-    for f in &fields {
-        match f {
-            None => data.extend_from_slice(&(-1i32).to_be_bytes()),
-            Some(v) => {
-                data.extend_from_slice(&(v.len() as i32).to_be_bytes());
-                data.extend_from_slice(v);
-            }
-        }
-    }
-    DataRow::new(data, row.field_count)
-}
-
-/// Splits a text-format DataRow into its fields.
-fn row_fields(row: &DataRow) -> Vec<Option<Vec<u8>>> {
-    let data = &row.data;
-    let mut fields = Vec::with_capacity(row.field_count.max(0) as usize);
-    let mut pos = 0usize;
-    for _ in 0..row.field_count {
-        if pos + 4 > data.len() {
-            break;
-        }
-        let len = i32::from_be_bytes([data[pos], data[pos + 1], data[pos + 2], data[pos + 3]]);
-        pos += 4;
-        if len < 0 {
-            fields.push(None);
-        } else {
-            let end = (pos + len as usize).min(data.len());
-            fields.push(Some(data[pos..end].to_vec()));
-            pos = end;
-        }
-    }
-    fields
-}
-
-fn copy_lines(
-    rows: impl futures::Stream<Item = PgWireResult<DataRow>> + Send + 'static,
-    spec: CopySpec,
-) -> impl futures::Stream<Item = PgWireResult<pgwire::messages::copy::CopyData>> + Send + 'static {
-    rows.map(move |row| {
-        row.map(|r| pgwire::messages::copy::CopyData::new(spec.line(&row_fields(&r)).into()))
-    })
-}
-
 fn values_is_empty(values: &ParamValues) -> bool {
     match values {
         ParamValues::List(l) => l.is_empty(),
@@ -1197,203 +1149,6 @@ fn statement_word(s: &Statement) -> String {
             .join(" ")
             .to_ascii_uppercase(),
     }
-}
-
-/// Structs travel as JSON text (PostgreSQL clients have no generic composite decoder).
-pub fn wire_schema(schema: &SchemaRef) -> Schema {
-    Schema::new(
-        schema
-            .fields()
-            .iter()
-            .map(|f| match f.data_type() {
-                DataType::Struct(_) | DataType::Map(_, _) => {
-                    Field::new(f.name(), DataType::Utf8, f.is_nullable())
-                }
-                _ => f.as_ref().clone(),
-            })
-            .collect::<Vec<_>>(),
-    )
-}
-
-/// The name of a time zone the way the engine knows it (IANA names in any case, `UTC`,
-/// `+05:30`), or None when it is not one.
-fn canonical_time_zone(value: &str) -> Option<String> {
-    use std::str::FromStr;
-    let value = value.trim();
-    if datafusion::arrow::array::timezone::Tz::from_str(value).is_ok() {
-        return Some(value.to_string());
-    }
-    chrono_tz::TZ_VARIANTS
-        .iter()
-        .find(|tz| tz.name().eq_ignore_ascii_case(value))
-        .map(|tz| tz.name().to_string())
-}
-
-/// `batch` with the timestamp-with-time-zone `columns` as PostgreSQL's text for them in the
-/// session's `time_zone` (else the column's), `2026-07-01 18:04:56.5+05:30`: the encoder
-/// underneath prints the offset's hours only, which shows a different instant in a zone like
-/// Asia/Kolkata. Binary values are instants and need no zone.
-fn zoned_as_text(
-    batch: RecordBatch,
-    columns: &[usize],
-    time_zone: Option<&str>,
-) -> PgWireResult<RecordBatch> {
-    use datafusion::arrow::array::{Array, AsArray, StringBuilder};
-    use datafusion::arrow::datatypes::{TimeUnit, TimestampMicrosecondType};
-    use std::fmt::Write;
-    use std::str::FromStr;
-    if columns.is_empty() {
-        return Ok(batch);
-    }
-    let internal = |e: String| pg_error(errors::INTERNAL_ERROR, e);
-    let schema = batch.schema();
-    let mut fields: Vec<_> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-    let mut arrays = batch.columns().to_vec();
-    for &i in columns {
-        let Some(DataType::Timestamp(_, Some(column_zone))) =
-            fields.get(i).map(|f| f.data_type().clone())
-        else {
-            continue;
-        };
-        let zone: Arc<str> = time_zone.map_or(column_zone, Arc::from);
-        let tz = datafusion::arrow::array::timezone::Tz::from_str(&zone)
-            .map_err(|e| internal(e.to_string()))?;
-        let micros = datafusion::arrow::compute::cast(
-            &arrays[i],
-            &DataType::Timestamp(TimeUnit::Microsecond, Some(zone.clone())),
-        )
-        .map_err(|e| internal(e.to_string()))?;
-        let micros = micros.as_primitive::<TimestampMicrosecondType>();
-        let mut text = StringBuilder::with_capacity(micros.len(), micros.len() * 26);
-        for row in 0..micros.len() {
-            let Some(t) = micros
-                .is_valid(row)
-                .then(|| micros.value_as_datetime_with_tz(row, tz))
-                .flatten()
-            else {
-                text.append_null();
-                continue;
-            };
-            let mut s = t.format("%Y-%m-%d %H:%M:%S").to_string();
-            let fraction = t.timestamp_subsec_micros();
-            if fraction != 0 {
-                let digits = format!("{fraction:06}");
-                s.push('.');
-                s.push_str(digits.trim_end_matches('0'));
-            }
-            let offset = chrono::Offset::fix(t.offset()).local_minus_utc();
-            let (sign, offset) = if offset < 0 {
-                ('-', -offset)
-            } else {
-                ('+', offset)
-            };
-            let _ = write!(s, "{sign}{:02}", offset / 3600);
-            if offset % 3600 != 0 {
-                let _ = write!(s, ":{:02}", offset % 3600 / 60);
-            }
-            text.append_value(s);
-        }
-        arrays[i] = Arc::new(text.finish());
-        fields[i] = fields[i].clone().with_data_type(DataType::Utf8);
-    }
-    RecordBatch::try_new(
-        Arc::new(datafusion::arrow::datatypes::Schema::new_with_metadata(
-            fields,
-            schema.metadata().clone(),
-        )),
-        arrays,
-    )
-    .map_err(|e| internal(e.to_string()))
-}
-
-fn to_wire_batch(batch: RecordBatch) -> PgWireResult<RecordBatch> {
-    let schema = batch.schema();
-    if !schema
-        .fields()
-        .iter()
-        .any(|f| matches!(f.data_type(), DataType::Struct(_) | DataType::Map(_, _)))
-    {
-        return Ok(batch);
-    }
-    let mut columns = Vec::with_capacity(batch.num_columns());
-    for (field, column) in schema.fields().iter().zip(batch.columns()) {
-        if matches!(field.data_type(), DataType::Struct(_) | DataType::Map(_, _)) {
-            columns.push(json_column(field, column)?);
-        } else {
-            columns.push(column.clone());
-        }
-    }
-    RecordBatch::try_new(Arc::new(wire_schema(&schema)), columns)
-        .map_err(|e| pg_error(errors::INTERNAL_ERROR, e.to_string()))
-}
-
-fn json_column(field: &Field, column: &ArrayRef) -> PgWireResult<ArrayRef> {
-    let one = Arc::new(Schema::new(vec![Field::new(
-        "v",
-        field.data_type().clone(),
-        true,
-    )]));
-    let batch = RecordBatch::try_new(one, vec![column.clone()])
-        .map_err(|e| pg_error(errors::INTERNAL_ERROR, e.to_string()))?;
-    let mut buf = Vec::new();
-    {
-        let mut writer = datafusion::arrow::json::LineDelimitedWriter::new(&mut buf);
-        writer
-            .write(&batch)
-            .map_err(|e| pg_error(errors::INTERNAL_ERROR, e.to_string()))?;
-        writer
-            .finish()
-            .map_err(|e| pg_error(errors::INTERNAL_ERROR, e.to_string()))?;
-    }
-    let text = String::from_utf8_lossy(&buf);
-    let mut out = Vec::with_capacity(column.len());
-    for (i, line) in text.lines().enumerate() {
-        if column.is_null(i) {
-            out.push(None);
-            continue;
-        }
-        let v: serde_json::Value = serde_json::from_str(line).unwrap_or(serde_json::Value::Null);
-        out.push(v.get("v").map(|x| x.to_string()));
-    }
-    Ok(Arc::new(StringArray::from(out)))
-}
-
-pub fn pg_to_arrow(t: &Type) -> Option<DataType> {
-    Some(match *t {
-        Type::BOOL => DataType::Boolean,
-        Type::INT2 => DataType::Int16,
-        Type::INT4 => DataType::Int32,
-        Type::INT8 => DataType::Int64,
-        Type::FLOAT4 => DataType::Float32,
-        Type::FLOAT8 => DataType::Float64,
-        Type::NUMERIC => DataType::Float64,
-        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => DataType::Utf8,
-        Type::DATE => DataType::Date32,
-        Type::TIMESTAMP => {
-            DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Microsecond, None)
-        }
-        Type::TIMESTAMPTZ => DataType::Timestamp(
-            datafusion::arrow::datatypes::TimeUnit::Microsecond,
-            Some("UTC".into()),
-        ),
-        _ => return None,
-    })
-}
-
-fn sql_type_name(t: &DataType) -> String {
-    match t {
-        DataType::Boolean => "BOOLEAN",
-        DataType::Int16 => "SMALLINT",
-        DataType::Int32 => "INT",
-        DataType::Int64 => "BIGINT",
-        DataType::Float32 => "REAL",
-        DataType::Float64 => "DOUBLE",
-        DataType::Date32 => "DATE",
-        DataType::Timestamp(_, Some(_)) => "TIMESTAMPTZ",
-        DataType::Timestamp(_, None) => "TIMESTAMP",
-        _ => "VARCHAR",
-    }
-    .to_string()
 }
 
 /// Parameter types of a plan, in `$1, $2, …` order; unknown ones as text.

@@ -21,6 +21,11 @@ pub const DIVISION_BY_ZERO: &str = "22012";
 pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
 pub const DATATYPE_MISMATCH: &str = "42804";
 pub const INTERNAL_ERROR: &str = "XX000";
+pub const STATEMENT_TOO_COMPLEX: &str = "54001";
+pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
+pub const TOO_MANY_CONNECTIONS: &str = "53300";
+pub const INVALID_PASSWORD: &str = "28P01";
+pub const INVALID_AUTHORIZATION: &str = "28000";
 
 /// An ERROR-severity response with `code`.
 pub fn pg_error(code: &str, message: impl Into<String>) -> PgWireError {
@@ -45,9 +50,12 @@ pub fn sqlstate(error: &DataFusionError) -> &'static str {
         DataFusionError::SQL(..) => return SYNTAX_ERROR,
         DataFusionError::ResourcesExhausted(_) => return OUT_OF_MEMORY,
         DataFusionError::NotImplemented(_) => return FEATURE_NOT_SUPPORTED,
-        DataFusionError::External(e) if e.downcast_ref::<FunctionError>().is_some() => {
-            return INVALID_PARAMETER_VALUE;
-        }
+        DataFusionError::External(e) => match e.downcast_ref::<FunctionError>() {
+            Some(FunctionError::Stopped { .. }) => return QUERY_CANCELED,
+            Some(FunctionError::TooLarge { .. }) => return PROGRAM_LIMIT_EXCEEDED,
+            Some(_) => return INVALID_PARAMETER_VALUE,
+            None => {}
+        },
         DataFusionError::SchemaError(e, _) => {
             let text = e.to_string();
             if text.contains("No field named") || text.contains("not found") {

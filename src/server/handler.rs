@@ -7,11 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::Sink;
-use pgwire::api::auth::sasl::SASLAuthStartupHandler;
-use pgwire::api::auth::sasl::scram::ScramAuth;
-use pgwire::api::auth::{
-    AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
-};
+use pgwire::api::auth::{DefaultServerParameterProvider, StartupHandler};
 use pgwire::api::cancel::CancelHandler;
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
@@ -29,9 +25,9 @@ use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::extendedquery::Execute;
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
-use super::config::StoredPassword;
 use super::conn::{self, ConnState, Kind, Prepared};
 use super::errors;
+use super::scram;
 use super::settings::PG_VERSION;
 use super::shared::Shared;
 
@@ -41,29 +37,27 @@ pub struct Handlers {
     startup: Arc<Startup>,
 }
 
+/// How logins are checked, shared by all connections.
+#[derive(Clone)]
+pub struct LoginPolicy {
+    pub trust: bool,
+    pub require_tls: bool,
+    /// tls-server-end-point data of the server certificate, when TLS is configured.
+    pub certificate_binding: Option<Arc<Vec<u8>>>,
+    /// Key of the mock verifiers unknown users meet.
+    pub mock_secret: Arc<Vec<u8>>,
+}
+
 impl Handlers {
-    pub fn new(conn: Arc<ConnState>, trust: bool) -> Self {
+    pub fn new(conn: Arc<ConnState>, policy: &LoginPolicy) -> Self {
         let params = Arc::new(parameters());
         let keys = Arc::new(KeyGenerator { conn: conn.clone() });
-        let startup = if trust {
-            Startup::Trust {
-                conn: conn.clone(),
-                params,
-                keys,
-            }
-        } else {
-            let mut scram = ScramAuth::new(Arc::new(Users {
-                shared: conn.shared.clone(),
-            }));
-            scram.set_iterations(super::config::SCRAM_ITERATIONS);
-            Startup::Scram {
-                conn: conn.clone(),
-                inner: Box::new(
-                    SASLAuthStartupHandler::new(params)
-                        .with_scram(scram)
-                        .with_pid_secret_key_generator(keys),
-                ),
-            }
+        let startup = Startup {
+            conn: conn.clone(),
+            params,
+            keys,
+            policy: policy.clone(),
+            state: tokio::sync::Mutex::new(Sasl::Initial),
         };
         Handlers {
             query: Arc::new(QueryHandler {
@@ -123,48 +117,77 @@ impl PidSecretKeyGenerator for KeyGenerator {
     }
 }
 
-struct Users {
-    shared: Arc<Shared>,
+/// Where a login stands.
+enum Sasl {
+    Initial,
+    /// AuthenticationSASL sent, waiting for the client-first message.
+    Offered {
+        plus: bool,
+    },
+    /// Server-first sent, waiting for the client-final message.
+    Challenged {
+        user: String,
+        exchange: Box<scram::Exchange>,
+    },
 }
 
-impl Debug for Users {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Users")
+/// Logins: TLS required or not, then trust (loopback) or SCRAM against stored verifiers.
+/// A login is admitted only into a free session slot (`max_connections`).
+struct Startup {
+    conn: Arc<ConnState>,
+    params: Arc<DefaultServerParameterProvider>,
+    keys: Arc<KeyGenerator>,
+    policy: LoginPolicy,
+    state: tokio::sync::Mutex<Sasl>,
+}
+
+fn fatal(code: &str, message: impl Into<String>) -> PgWireError {
+    PgWireError::UserError(Box::new(pgwire::error::ErrorInfo::new(
+        "FATAL".to_string(),
+        code.to_string(),
+        message.into(),
+    )))
+}
+
+impl Startup {
+    fn refuse_login(&self, user: &str, why: &str) -> PgWireError {
+        tracing::warn!(conn = self.conn.id, user, "login refused: {why}");
+        fatal(
+            errors::INVALID_PASSWORD,
+            format!("password authentication failed for user \"{user}\""),
+        )
     }
-}
 
-#[async_trait]
-impl AuthSource for Users {
-    async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
-        let name = login.user().unwrap_or_default();
-        let stored = self
-            .shared
-            .config
-            .user(name)
-            .and_then(|u| u.password.as_deref())
-            .and_then(|p| StoredPassword::parse(p).ok());
-        match stored {
-            Some(p) => Ok(Password::new(Some(p.salt), p.salted)),
-            None => {
-                tracing::warn!(user = name, "login refused: no such user with a password");
-                // An unknown user fails the proof like a wrong password: a random verifier.
-                let fake = StoredPassword::hash(&format!("{:x}", rand::random::<u128>()));
-                Ok(Password::new(Some(fake.salt), fake.salted))
-            }
+    async fn admit<C>(&self, client: &mut C, user: &str, auth: &str) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if !self.conn.take_session_slot() {
+            tracing::warn!(
+                conn = self.conn.id,
+                user,
+                "login refused: too many connections"
+            );
+            return Err(fatal(
+                errors::TOO_MANY_CONNECTIONS,
+                "sorry, too many clients already",
+            ));
         }
+        self.conn.set_identity(user);
+        let (pid, key) = self.keys.generate(client);
+        client.set_pid_and_secret_key(pid, key);
+        pgwire::api::auth::finish_authentication(client, self.params.as_ref()).await?;
+        tracing::info!(
+            conn = self.conn.id,
+            user,
+            auth,
+            tls = client.is_secure(),
+            "connected"
+        );
+        Ok(())
     }
-}
-
-enum Startup {
-    Trust {
-        conn: Arc<ConnState>,
-        params: Arc<DefaultServerParameterProvider>,
-        keys: Arc<KeyGenerator>,
-    },
-    Scram {
-        conn: Arc<ConnState>,
-        inner: Box<SASLAuthStartupHandler<DefaultServerParameterProvider>>,
-    },
 }
 
 #[async_trait]
@@ -179,33 +202,115 @@ impl StartupHandler for Startup {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        match self {
-            Startup::Trust { conn, params, keys } => {
-                if let PgWireFrontendMessage::Startup(ref startup) = message {
-                    pgwire::api::auth::protocol_negotiation(client, startup).await?;
-                    pgwire::api::auth::save_startup_parameters_to_metadata(client, startup);
-                    let user = client
-                        .metadata()
-                        .get("user")
-                        .cloned()
-                        .ok_or(PgWireError::UserNameRequired)?;
-                    conn.set_identity(&user);
-                    let (pid, key) = keys.generate(client);
-                    client.set_pid_and_secret_key(pid, key);
-                    pgwire::api::auth::finish_authentication(client, params.as_ref()).await?;
-                    tracing::info!(conn = conn.id, user, auth = "trust", "connected");
+        use futures::SinkExt;
+        use pgwire::messages::startup::Authentication;
+        let mut state = self.state.lock().await;
+        let current = std::mem::replace(&mut *state, Sasl::Initial);
+        match (message, current) {
+            (PgWireFrontendMessage::Startup(ref startup), Sasl::Initial) => {
+                pgwire::api::auth::protocol_negotiation(client, startup).await?;
+                pgwire::api::auth::save_startup_parameters_to_metadata(client, startup);
+                let user = client
+                    .metadata()
+                    .get("user")
+                    .cloned()
+                    .ok_or(PgWireError::UserNameRequired)?;
+                if self.policy.require_tls && !client.is_secure() {
+                    tracing::warn!(conn = self.conn.id, user, "login refused: no TLS");
+                    return Err(fatal(
+                        errors::INVALID_AUTHORIZATION,
+                        "this server requires TLS: connect with sslmode=require",
+                    ));
                 }
+                if self.policy.trust {
+                    return self.admit(client, &user, "trust").await;
+                }
+                let plus = client.is_secure() && self.policy.certificate_binding.is_some();
+                let mut mechanisms = Vec::new();
+                if plus {
+                    mechanisms.push(scram::SCRAM_SHA_256_PLUS.to_string());
+                }
+                mechanisms.push(scram::SCRAM_SHA_256.to_string());
+                client.set_state(PgWireConnectionState::AuthenticationInProgress);
+                client
+                    .send(PgWireBackendMessage::Authentication(Authentication::SASL(
+                        mechanisms,
+                    )))
+                    .await?;
+                *state = Sasl::Offered { plus };
                 Ok(())
             }
-            Startup::Scram { conn, inner } => {
-                inner.on_startup(client, message).await?;
-                if matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
-                    let user = client.metadata().get("user").cloned().unwrap_or_default();
-                    conn.set_identity(&user);
-                    tracing::info!(conn = conn.id, user, auth = "scram", "connected");
-                }
+            (PgWireFrontendMessage::PasswordMessageFamily(msg), Sasl::Offered { plus }) => {
+                let user = client.metadata().get("user").cloned().unwrap_or_default();
+                let initial = msg.into_sasl_initial_response()?;
+                let data = initial.data.as_deref().unwrap_or_default();
+                let first = scram::parse_client_first(data)
+                    .map_err(|e| self.refuse_login(&user, &e.to_string()))?;
+                let binding: &[u8] = match (initial.auth_method.as_str(), &first.binding) {
+                    (scram::SCRAM_SHA_256_PLUS, scram::Binding::Bound(kind))
+                        if plus && kind == scram::TLS_SERVER_END_POINT =>
+                    {
+                        self.policy
+                            .certificate_binding
+                            .as_deref()
+                            .map(Vec::as_slice)
+                            .unwrap_or_default()
+                    }
+                    (scram::SCRAM_SHA_256, scram::Binding::None) => &[],
+                    (scram::SCRAM_SHA_256, scram::Binding::ClientCould) if !plus => &[],
+                    (method, b) => {
+                        return Err(self.refuse_login(
+                            &user,
+                            &format!("mechanism {method} with channel binding {b:?} not allowed"),
+                        ));
+                    }
+                };
+                let known = self
+                    .conn
+                    .shared
+                    .config
+                    .user(&user)
+                    .and_then(|u| u.password.as_deref())
+                    .and_then(|p| super::config::StoredPassword::parse(p).ok())
+                    .map(|p| p.verifier().clone());
+                let (verifier, is_known) = match known {
+                    Some(v) => (v, true),
+                    None => (scram::mock_verifier(&self.policy.mock_secret, &user), false),
+                };
+                let (exchange, server_first) = scram::Exchange::start(
+                    &first,
+                    verifier,
+                    is_known,
+                    &scram::random_nonce(),
+                    binding,
+                );
+                client
+                    .send(PgWireBackendMessage::Authentication(
+                        Authentication::SASLContinue(server_first.into_bytes().into()),
+                    ))
+                    .await?;
+                *state = Sasl::Challenged {
+                    user,
+                    exchange: Box::new(exchange),
+                };
                 Ok(())
             }
+            (
+                PgWireFrontendMessage::PasswordMessageFamily(msg),
+                Sasl::Challenged { user, exchange },
+            ) => {
+                let response = msg.into_sasl_response()?;
+                let server_final = exchange
+                    .finish(&response.data)
+                    .map_err(|e| self.refuse_login(&user, &e.to_string()))?;
+                client
+                    .send(PgWireBackendMessage::Authentication(
+                        Authentication::SASLFinal(server_final.into_bytes().into()),
+                    ))
+                    .await?;
+                self.admit(client, &user, "scram").await
+            }
+            _ => Err(fatal("08P01", "unexpected message during authentication")),
         }
     }
 }

@@ -9,13 +9,19 @@
 //! - [`handler`]: the pgwire protocol handlers; [`pgcompat`]: the PostgreSQL catalog and
 //!   functions clients expect; [`errors`]: SQLSTATE codes; [`settings`]: SET/SHOW parameters.
 
+mod access;
 mod asyncpg;
+mod catalog;
 pub mod config;
 mod conn;
+mod copy;
+mod encode;
 mod errors;
 mod handler;
+mod memory;
 mod pgcompat;
 mod rewrite;
+mod scram;
 mod settings;
 mod shared;
 
@@ -58,6 +64,18 @@ pub enum ServeError {
         "no users are configured: add one with `rebuy user add NAME --role analyst`, or (loopback only) set auth = \"trust\" in [server]"
     )]
     NoUsers,
+    #[error(
+        "TLS is required on {0} (require_tls, on by default off loopback): set tls_cert and tls_key in [server], or require_tls = false"
+    )]
+    TlsRequired(SocketAddr),
+    #[error(
+        "{path}: cannot rewrite its password entries as SCRAM verifiers ({source}); the stored form logs in by itself, so the server does not start: make the file writable, or add the users again with `rebuy user add`"
+    )]
+    Migration {
+        path: std::path::PathBuf,
+        #[source]
+        source: ConfigError,
+    },
     #[error("internal lock poisoned")]
     Poisoned,
 }
@@ -71,7 +89,7 @@ pub struct Running {
 /// for up to `shutdown_grace_secs`.
 pub async fn serve(
     warehouse: crate::storage::Warehouse,
-    config: ServerConfig,
+    mut config: ServerConfig,
     on_listening: impl FnOnce(Running),
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), ServeError> {
@@ -83,9 +101,35 @@ pub async fn serve(
     if !trust && !config.users.iter().any(|u| u.password.is_some()) {
         return Err(ServeError::NoUsers);
     }
+    migrate_passwords(&mut config)?;
+    for path in config::readable_by_others(&config) {
+        tracing::warn!(
+            path = %path.display(),
+            "readable by other users of this machine: it holds secrets (chmod 600)"
+        );
+    }
     let tls = match (&config.server.tls_cert, &config.server.tls_key) {
         (Some(cert), Some(key)) => Some(tls_acceptor(cert, key)?),
         _ => None,
+    };
+    let require_tls = config
+        .server
+        .require_tls
+        .unwrap_or(!addr.ip().is_loopback());
+    if require_tls && tls.is_none() {
+        return Err(ServeError::TlsRequired(addr));
+    }
+    let policy = handler::LoginPolicy {
+        trust,
+        require_tls,
+        certificate_binding: match &config.server.tls_cert {
+            Some(cert) if tls.is_some() => std::fs::read(cert)
+                .ok()
+                .and_then(|pem| scram::certificate_binding(&pem))
+                .map(Arc::new),
+            _ => None,
+        },
+        mock_secret: Arc::new(mock_secret(&config)),
     };
     let shared = shared::Shared::open(warehouse, config.clone()).await?;
     let listener = TcpListener::bind(addr)
@@ -101,8 +145,9 @@ pub async fn serve(
         "listening"
     );
     on_listening(Running { addr: local });
-    let limit = Arc::new(Semaphore::new(config.server.max_connections.max(1)));
+    let logging_in = Arc::new(Semaphore::new(config.server.max_unauthenticated.max(1)));
     let idle = Duration::from_secs(config.server.idle_timeout_secs.max(1));
+    let auth_timeout = Duration::from_secs(config.server.auth_timeout_secs.max(1));
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -118,39 +163,47 @@ pub async fn serve(
             }
         };
         let _ = socket.set_nodelay(true);
-        let Ok(permit) = limit.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "connection refused: too many connections");
+        let Ok(permit) = logging_in.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "connection refused: too many connections logging in");
             tokio::spawn(handler::refuse_connection(
                 socket,
-                "53300",
+                errors::TOO_MANY_CONNECTIONS,
                 "sorry, too many clients already",
             ));
             continue;
         };
-        let conn = conn::ConnState::new(shared.clone());
-        let handlers = Arc::new(handler::Handlers::new(conn.clone(), trust));
+        let conn = conn::ConnState::new(shared.clone(), Some(permit));
+        let handlers = Arc::new(handler::Handlers::new(conn.clone(), &policy));
         let tls = tls.clone();
         let shared = shared.clone();
+        let fd = raw_fd(&socket);
         tokio::spawn(async move {
             shared.connections.fetch_add(1, Ordering::SeqCst);
+            let started = tokio::time::Instant::now();
             let session = pgwire::tokio::process_socket(socket, tls, handlers);
             let watchdog = async {
                 loop {
                     tokio::time::sleep(Duration::from_millis(500).min(idle)).await;
+                    if !conn.authenticated() && started.elapsed() >= auth_timeout {
+                        tracing::info!(conn = conn.id, %peer, "closed: not logged in within auth_timeout_secs");
+                        break;
+                    }
                     if conn.idle_for().is_some_and(|d| d >= idle) {
                         tracing::info!(conn = conn.id, %peer, "idle session closed");
                         break;
                     }
                 }
             };
+            // Runs beside the session, not in its select: a fit blocks the session's task.
+            let hangup = tokio::spawn(watch_hangup(conn.clone(), fd));
             tokio::select! {
                 r = session => if let Err(e) = r {
                     tracing::debug!(conn = conn.id, %peer, "connection ended: {e}");
                 },
                 _ = watchdog => {}
             }
+            hangup.abort();
             shared.connections.fetch_sub(1, Ordering::SeqCst);
-            drop(permit);
         });
     }
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
@@ -164,8 +217,103 @@ pub async fn serve(
     {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    if shared.running_queries.load(Ordering::SeqCst) > 0 {
+        tracing::warn!("shutdown grace over: stopping the queries still running");
+        shared.stop_all("server shutdown");
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Rewrites password entries of rebuy's earlier format (the SaltedPassword, which logs in by
+/// itself) as verifiers in the file and in `config`; the server does not start when it cannot.
+fn migrate_passwords(config: &mut ServerConfig) -> Result<(), ServeError> {
+    let legacy = config.users.iter().any(|u| {
+        u.password.as_deref().is_some_and(|p| {
+            matches!(
+                config::StoredPassword::parse(p),
+                Ok(config::PasswordEntry::Legacy(_))
+            )
+        })
+    });
+    if !legacy {
+        return Ok(());
+    }
+    let Some(path) = config.path.clone() else {
+        return Ok(());
+    };
+    let rewritten = config::migrate_passwords(&path).map_err(|source| ServeError::Migration {
+        path: path.clone(),
+        source,
+    })?;
+    tracing::warn!(path = %path.display(), rewritten, "password entries rewritten as SCRAM verifiers");
+    let reloaded = ServerConfig::load(&path).map_err(|source| ServeError::Migration {
+        path: path.clone(),
+        source,
+    })?;
+    config.users = reloaded.users;
+    Ok(())
+}
+
+/// The key of unknown users' mock verifiers: derived from the stored verifiers, so it is
+/// stable across restarts and known to no one without the configuration file.
+fn mock_secret(config: &ServerConfig) -> Vec<u8> {
+    let mut material = b"rebuy mock verifier".to_vec();
+    for u in &config.users {
+        material.extend_from_slice(u.name.as_bytes());
+        material.push(0);
+        material.extend_from_slice(u.password.as_deref().unwrap_or("").as_bytes());
+        material.push(0);
+    }
+    scram::sha256(&material)
+}
+
+#[cfg(unix)]
+fn raw_fd(socket: &tokio::net::TcpStream) -> i32 {
+    std::os::fd::AsRawFd::as_raw_fd(socket)
+}
+#[cfg(not(unix))]
+fn raw_fd(_socket: &tokio::net::TcpStream) -> i32 {
+    -1
+}
+
+/// Stops the connection's running statement when its client hangs up: PostgreSQL notices a
+/// closed socket only when it next writes, so a query whose client left ran to its end. The
+/// socket is polled for the peer's hang-up (POLLRDHUP) without reading from it.
+async fn watch_hangup(conn: Arc<conn::ConnState>, fd: i32) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if conn.is_busy() && peer_hung_up(fd) {
+            tracing::info!(
+                conn = conn.id,
+                "client disconnected: stopping its statement"
+            );
+            conn.stop_for("client disconnected");
+            return;
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn peer_hung_up(fd: i32) -> bool {
+    if fd < 0 {
+        return false;
+    }
+    let mut poll = libc::pollfd {
+        fd,
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: poll reads one pollfd we own and waits not at all. The descriptor is the
+    // connection's socket while the session runs; in the moment between the session's end and
+    // the watcher's abort it may already be closed (poll then reports nothing or POLLNVAL) or
+    // reused, and a stop then meets a connection that runs nothing.
+    let ready = unsafe { libc::poll(&mut poll, 1, 0) };
+    ready > 0 && poll.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
+}
+#[cfg(not(target_os = "linux"))]
+fn peer_hung_up(_fd: i32) -> bool {
+    false
 }
 
 fn tls_acceptor(

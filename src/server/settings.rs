@@ -112,11 +112,20 @@ impl Settings {
         self.values.values().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
-    /// `statement_timeout` as a duration; `None` when 0 (no limit).
-    pub fn statement_timeout(&self) -> Option<Duration> {
-        parse_duration_ms(self.get("statement_timeout")?)
-            .filter(|ms| *ms > 0)
-            .map(Duration::from_millis)
+    /// The session's `statement_timeout` under the server's maximum `max_ms` (0: none): a
+    /// session may shorten it, never lengthen or remove it (0 or more than the maximum means
+    /// the maximum).
+    pub fn statement_timeout_within(&self, max_ms: u64) -> Option<Duration> {
+        let own = self
+            .get("statement_timeout")
+            .and_then(parse_duration_ms)
+            .unwrap_or(0);
+        let ms = match (own, max_ms) {
+            (0, max) => max,
+            (own, 0) => own,
+            (own, max) => own.min(max),
+        };
+        (ms > 0).then(|| Duration::from_millis(ms))
     }
 }
 
@@ -132,6 +141,46 @@ fn canonical_key(name: &str) -> String {
         "transaction isolation level" => "transaction_isolation".into(),
         "names" => "client_encoding".into(),
         other => other.to_string(),
+    }
+}
+
+/// Whether a session may `SET` this DataFusion option to `value`. Most options change how
+/// much of the machine one query takes (`target_partitions = 4000` took a server to 22 GB) or
+/// how SQL is read (`sql_parser.dialect`, which let text checked in one dialect run in another),
+/// so only these may be set, within bounds; the rest are refused with 42501, out-of-range
+/// values with 22023. `Err((sqlstate, message))`.
+pub fn check_datafusion_option(name: &str, value: &str) -> Result<(), (&'static str, String)> {
+    let key = name.to_ascii_lowercase();
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let bounded = |low: u64, high: u64| -> Result<(), (&'static str, String)> {
+        if value.eq_ignore_ascii_case("default") {
+            return Ok(());
+        }
+        match value.trim().trim_matches('\'').parse::<u64>() {
+            Ok(n) if (low..=high).contains(&n) => Ok(()),
+            _ => Err((
+                super::errors::INVALID_PARAMETER_VALUE,
+                format!(
+                    "{value} is outside the valid range for parameter \"{name}\" ({low} .. {high})"
+                ),
+            )),
+        }
+    };
+    match key.as_str() {
+        "datafusion.execution.batch_size" => bounded(1, 65_536),
+        "datafusion.execution.target_partitions" => bounded(1, (2 * cores).max(4) as u64),
+        "datafusion.execution.collect_statistics"
+        | "datafusion.execution.time_zone"
+        | "datafusion.explain.logical_plan_only"
+        | "datafusion.explain.physical_plan_only"
+        | "datafusion.explain.show_statistics"
+        | "datafusion.explain.show_schema"
+        | "datafusion.explain.show_sizes"
+        | "datafusion.explain.format" => Ok(()),
+        _ => Err((
+            super::errors::INSUFFICIENT_PRIVILEGE,
+            format!("permission denied to set parameter \"{name}\""),
+        )),
     }
 }
 
@@ -166,13 +215,53 @@ mod tests {
         assert_eq!(parse_duration_ms("1min"), Some(60_000));
         assert_eq!(parse_duration_ms("soon"), None);
         let mut s = Settings::new();
-        assert_eq!(s.statement_timeout(), None);
+        assert_eq!(s.statement_timeout_within(0), None);
         s.set("STATEMENT_TIMEOUT", "150ms".into());
-        assert_eq!(s.statement_timeout(), Some(Duration::from_millis(150)));
+        assert_eq!(
+            s.statement_timeout_within(0),
+            Some(Duration::from_millis(150))
+        );
         assert_eq!(
             s.set("timezone", "Europe/Berlin".into()).as_deref(),
             Some("TimeZone")
         );
         assert_eq!(s.get("TimeZone"), Some("Europe/Berlin"));
+    }
+
+    #[test]
+    fn the_server_maximum_caps_every_session_timeout() {
+        let mut s = Settings::new();
+        assert_eq!(s.statement_timeout_within(0), None);
+        assert_eq!(
+            s.statement_timeout_within(500),
+            Some(Duration::from_millis(500))
+        );
+        s.set("statement_timeout", "0".into());
+        assert_eq!(
+            s.statement_timeout_within(500),
+            Some(Duration::from_millis(500))
+        );
+        s.set("statement_timeout", "10min".into());
+        assert_eq!(
+            s.statement_timeout_within(500),
+            Some(Duration::from_millis(500))
+        );
+        s.set("statement_timeout", "100".into());
+        assert_eq!(
+            s.statement_timeout_within(500),
+            Some(Duration::from_millis(100))
+        );
+    }
+
+    #[test]
+    fn only_listed_datafusion_options_within_bounds() {
+        assert!(check_datafusion_option("datafusion.execution.batch_size", "4096").is_ok());
+        let code = |n: &str, v: &str| check_datafusion_option(n, v).unwrap_err().0;
+        assert_eq!(
+            code("datafusion.execution.target_partitions", "4000"),
+            "22023"
+        );
+        assert_eq!(code("datafusion.sql_parser.dialect", "mysql"), "42501");
+        assert_eq!(code("datafusion.runtime.memory_limit", "100G"), "42501");
     }
 }

@@ -39,13 +39,23 @@ pub struct Shared {
     pub running_queries: AtomicUsize,
     pub connections: AtomicUsize,
     next_conn: AtomicU64,
+    /// Slots of logged-in sessions (`max_connections`).
+    pub sessions: Arc<tokio::sync::Semaphore>,
+    /// The memory all queries share (`memory_mb`).
+    pub memory: Arc<dyn datafusion::execution::memory_pool::MemoryPool>,
 }
 
 impl Shared {
     pub async fn open(warehouse: Warehouse, config: ServerConfig) -> Result<Arc<Self>, ServeError> {
         let marker = read_marker(&warehouse).await?;
         let ctx = build(&warehouse, &config).await?;
+        let sessions = Arc::new(tokio::sync::Semaphore::new(
+            config.server.max_connections.max(1),
+        ));
+        let memory = super::memory::server_pool(config.server.memory_mb);
         Ok(Arc::new(Shared {
+            sessions,
+            memory,
             warehouse,
             config,
             base: RwLock::new(Arc::new(Base { ctx, generation: 0 })),
@@ -110,6 +120,18 @@ impl Shared {
         if let Ok(mut m) = self.cancel_keys.lock() {
             m.retain(|_, c| c.strong_count() > 0);
             m.insert((pid, key), Arc::downgrade(conn));
+        }
+    }
+
+    /// Stops every running statement (the shutdown grace ran out).
+    pub fn stop_all(&self, reason: &'static str) {
+        let conns: Vec<Arc<ConnState>> = self
+            .cancel_keys
+            .lock()
+            .map(|m| m.values().filter_map(Weak::upgrade).collect())
+            .unwrap_or_default();
+        for conn in conns {
+            conn.stop_for(reason);
         }
     }
 

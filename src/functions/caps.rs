@@ -1,0 +1,305 @@
+//! Size caps on built-in functions that build large values from small arguments.
+//!
+//! `repeat('x', 800000000)` or `range(1, 50000000)` allocate their whole result in one call,
+//! outside every memory pool (DataFusion accounts operators' buffers, not the values a scalar
+//! function returns), so they went through a 64 MB query limit. Each function here is
+//! wrapped: the size of what a call would build is worked out from its arguments first, and a
+//! call over the cap fails with SQLSTATE 54000 (PostgreSQL's "requested length too large")
+//! before anything is allocated; results whose size cannot be foreseen are checked after.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray};
+use datafusion::arrow::datatypes::{DataType, FieldRef, Int64Type};
+use datafusion::common::Result;
+use datafusion::execution::FunctionRegistry;
+use datafusion::logical_expr::simplify::SimplifyContext;
+use datafusion::logical_expr::{
+    ColumnarValue, Documentation, Expr, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature, simplify::ExprSimplifyResult,
+};
+use datafusion::prelude::SessionContext;
+
+use super::FunctionError;
+
+/// The default cap on what one call may build (all rows of a batch together).
+pub const DEFAULT_MAX_BYTES: usize = 256 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Rule {
+    /// repeat(text, n): length(text) * n
+    Repeat,
+    /// lpad/rpad(text, n [, fill]): n characters, up to 4 bytes each
+    Pad,
+    /// range/generate_series(start, stop [, step]): one 8-byte element per step
+    Series,
+    /// array_repeat(value, n): n copies
+    ArrayRepeat,
+}
+
+const WRAPPED: &[(&str, Rule)] = &[
+    ("repeat", Rule::Repeat),
+    ("lpad", Rule::Pad),
+    ("rpad", Rule::Pad),
+    ("range", Rule::Series),
+    ("generate_series", Rule::Series),
+    ("array_repeat", Rule::ArrayRepeat),
+];
+
+/// Replaces the session's functions named in [`WRAPPED`] by capped versions of themselves.
+pub fn register(ctx: &SessionContext, max_bytes: usize) {
+    for (name, rule) in WRAPPED {
+        let Ok(inner) = ctx.udf(name) else {
+            continue;
+        };
+        let current = inner.inner().clone();
+        let any: &dyn std::any::Any = current.as_ref();
+        let inner = match any.downcast_ref::<Capped>() {
+            Some(c) => c.inner.clone(),
+            None => current.clone(),
+        };
+        ctx.register_udf(ScalarUDF::new_from_shared_impl(Arc::new(Capped {
+            inner,
+            rule: *rule,
+            max_bytes,
+        })));
+    }
+}
+
+#[derive(Debug)]
+struct Capped {
+    inner: Arc<dyn ScalarUDFImpl>,
+    rule: Rule,
+    max_bytes: usize,
+}
+
+impl PartialEq for Capped {
+    fn eq(&self, other: &Self) -> bool {
+        self.inner.name() == other.inner.name() && self.max_bytes == other.max_bytes
+    }
+}
+impl Eq for Capped {}
+impl std::hash::Hash for Capped {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.inner.name().hash(state);
+        self.max_bytes.hash(state);
+    }
+}
+
+impl ScalarUDFImpl for Capped {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn aliases(&self) -> &[String] {
+        self.inner.aliases()
+    }
+    fn signature(&self) -> &Signature {
+        self.inner.signature()
+    }
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        self.inner.return_type(arg_types)
+    }
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        self.inner.return_field_from_args(args)
+    }
+    fn coerce_types(&self, arg_types: &[DataType]) -> Result<Vec<DataType>> {
+        self.inner.coerce_types(arg_types)
+    }
+    fn simplify(&self, args: Vec<Expr>, info: &SimplifyContext) -> Result<ExprSimplifyResult> {
+        self.inner.simplify(args, info)
+    }
+    fn short_circuits(&self) -> bool {
+        self.inner.short_circuits()
+    }
+    fn documentation(&self) -> Option<&Documentation> {
+        self.inner.documentation()
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let foreseen = foreseen_bytes(self.rule, &args.args, rows)?;
+        if let Some(bytes) = foreseen {
+            self.check(bytes)?;
+        }
+        let result = self.inner.invoke_with_args(args)?;
+        if foreseen.is_none() {
+            let bytes = match &result {
+                ColumnarValue::Array(a) => a.get_array_memory_size(),
+                ColumnarValue::Scalar(s) => s.size(),
+            };
+            self.check(bytes as u128)?;
+        }
+        Ok(result)
+    }
+}
+
+impl Capped {
+    fn check(&self, bytes: u128) -> Result<()> {
+        if bytes > self.max_bytes as u128 {
+            return Err(FunctionError::TooLarge {
+                function: WRAPPED
+                    .iter()
+                    .find(|(n, _)| *n == self.inner.name())
+                    .map_or("function", |(n, _)| n),
+                bytes,
+                limit: self.max_bytes,
+            }
+            .into());
+        }
+        Ok(())
+    }
+}
+
+/// What a call will build, in bytes, when the arguments tell; None when they do not (dates,
+/// timestamps and intervals in a series).
+fn foreseen_bytes(rule: Rule, args: &[ColumnarValue], rows: usize) -> Result<Option<u128>> {
+    let ints = |i: usize| -> Result<Option<Vec<Option<i64>>>> { integers(args.get(i), rows) };
+    Ok(match rule {
+        Rule::Repeat => {
+            let (Some(lengths), Some(counts)) = (byte_lengths(args.first(), rows)?, ints(1)?)
+            else {
+                return Ok(None);
+            };
+            Some(
+                lengths
+                    .iter()
+                    .zip(&counts)
+                    .map(|(l, n)| u128::from(*l) * n.unwrap_or(0).max(0) as u128)
+                    .sum(),
+            )
+        }
+        Rule::Pad => ints(1)?.map(|counts| {
+            counts
+                .iter()
+                .map(|n| 4 * n.unwrap_or(0).max(0) as u128)
+                .sum()
+        }),
+        Rule::Series => {
+            let (Some(start), Some(stop)) = (ints(0)?, ints(1)?) else {
+                return Ok(None);
+            };
+            let step = match args.len() {
+                3 => match ints(2)? {
+                    Some(s) => s,
+                    None => return Ok(None),
+                },
+                _ => vec![Some(1); rows],
+            };
+            if args.len() == 1 {
+                return Ok(None);
+            }
+            Some(
+                start
+                    .iter()
+                    .zip(&stop)
+                    .zip(&step)
+                    .map(|((a, b), s)| match (a, b, s) {
+                        (Some(a), Some(b), Some(s)) if *s != 0 => {
+                            let span = (i128::from(*b) - i128::from(*a)) / i128::from(*s);
+                            8 * (span.max(0) as u128 + 1)
+                        }
+                        _ => 0,
+                    })
+                    .sum(),
+            )
+        }
+        Rule::ArrayRepeat => {
+            let Some(counts) = ints(1)? else {
+                return Ok(None);
+            };
+            let each = byte_lengths(args.first(), rows)?;
+            Some(
+                counts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| {
+                        let size = each.as_ref().and_then(|e| e.get(i)).copied().unwrap_or(8);
+                        u128::from(size.max(8)) * n.unwrap_or(0).max(0) as u128
+                    })
+                    .sum(),
+            )
+        }
+    })
+}
+
+/// The argument as 64-bit integers, one per row; None when it is not an integer column.
+fn integers(arg: Option<&ColumnarValue>, rows: usize) -> Result<Option<Vec<Option<i64>>>> {
+    let Some(arg) = arg else {
+        return Ok(None);
+    };
+    if !arg.data_type().is_integer() {
+        return Ok(None);
+    }
+    let array = arg.to_array(rows.max(1))?;
+    let array = datafusion::arrow::compute::cast(&array, &DataType::Int64)?;
+    let ints = array.as_primitive::<Int64Type>();
+    Ok(Some(ints.iter().collect()))
+}
+
+/// Byte lengths of a text argument per row (0 for NULL); None when it is not text.
+fn byte_lengths(arg: Option<&ColumnarValue>, rows: usize) -> Result<Option<Vec<u64>>> {
+    let Some(arg) = arg else {
+        return Ok(None);
+    };
+    if !matches!(
+        arg.data_type(),
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+    ) {
+        return Ok(None);
+    }
+    let array: ArrayRef = arg.to_array(rows.max(1))?;
+    let text = datafusion::arrow::compute::cast(&array, &DataType::LargeUtf8)?;
+    let text = text.as_string::<i64>();
+    Ok(Some(
+        (0..text.len())
+            .map(|i| {
+                if text.is_null(i) {
+                    0
+                } else {
+                    text.value(i).len() as u64
+                }
+            })
+            .collect(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn run(ctx: &SessionContext, sql: &str) -> Result<()> {
+        ctx.sql(sql).await?.collect().await.map(|_| ())
+    }
+
+    #[tokio::test]
+    async fn large_results_are_refused_before_they_are_built() {
+        let ctx = SessionContext::new();
+        register(&ctx, 64 << 20);
+        for sql in [
+            "SELECT repeat('x', 800000000)",
+            "SELECT range(1, 50000000)",
+            "SELECT generate_series(1, 50000000)",
+            "SELECT lpad('a', 100000000)",
+            "SELECT array_repeat(1, 50000000)",
+            "SELECT length(repeat(v, 1000000)) FROM (VALUES ('abcdefghij'), ('abcdefghij'), \
+             ('abcdefghij'), ('abcdefghij'), ('abcdefghij'), ('abcdefghij'), ('abcdefghij')) t(v)",
+        ] {
+            let err = run(&ctx, sql).await.unwrap_err();
+            assert!(err.to_string().contains("would build"), "{sql}: {err}");
+        }
+        // Ordinary sizes work as before.
+        let batches = ctx
+            .sql("SELECT length(repeat('ab', 1000)) AS n, cardinality(range(1, 1001)) AS c")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let text = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+            .unwrap()
+            .to_string();
+        assert!(text.contains("| 2000 | 1000 |"), "{text}");
+        // Registering twice wraps once.
+        register(&ctx, 64 << 20);
+        assert!(run(&ctx, "SELECT repeat('x', 3)").await.is_ok());
+    }
+}
