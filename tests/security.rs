@@ -270,6 +270,47 @@ async fn fits_stop_at_the_timeout_the_maximum_a_cancel_and_a_hang_up() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_a_fit_after_the_grace_and_the_server_pool_bounds_every_query() {
+    let pooled = start("auth = \"trust\"\nmemory_mb = 4\n");
+    let client = connect_as(pooled.port, "analyst", None).await.unwrap();
+    // The server's pool (4 MB here) bounds a query whose own share (2 GB) would not.
+    let join =
+        "SELECT COUNT(*) FROM range(1, 300000) a JOIN range(1, 300000) b ON a.value = b.value";
+    assert_eq!(code_of(&client, join).await, "53200");
+    assert_eq!(
+        simple_rows(&client, "SELECT 1").await[0][0].as_deref(),
+        Some("1")
+    );
+
+    let mut server = start("auth = \"trust\"\nshutdown_grace_secs = 1\n");
+    let client = connect_as(server.port, "analyst", None).await.unwrap();
+    let running = tokio::spawn(async move { client.simple_query(SLOW_FIT).await.map(|_| ()) });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(!running.is_finished(), "the fit should still be running");
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let signalled = Instant::now();
+    while server.alive() {
+        assert!(
+            signalled.elapsed() < Duration::from_secs(6),
+            "still running {:?} after SIGTERM:\n{}",
+            signalled.elapsed(),
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(running.await.unwrap().is_err());
+    assert!(
+        server.log().contains("shutdown grace over"),
+        "{}",
+        server.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sockets_that_never_log_in_are_closed_and_cannot_lock_anyone_out() {
     let server = start(
         "auth = \"trust\"\nmax_connections = 5\nauth_timeout_secs = 1\nmax_unauthenticated = 3\n",

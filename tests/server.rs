@@ -23,6 +23,10 @@ impl Server {
         std::fs::read_to_string(self._dir.path().join("server.log")).unwrap_or_default()
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().ok().flatten().is_none()

@@ -374,12 +374,7 @@ pub fn migrate_passwords(path: &Path) -> Result<usize, ConfigError> {
         path: path.to_path_buf(),
         source,
     })?;
-    let mut doc: toml_edit::DocumentMut =
-        text.parse()
-            .map_err(|e: toml_edit::TomlError| ConfigError::Invalid {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })?;
+    let mut doc = editable(path, &text)?;
     let mut rewritten = 0;
     if let Some(users) = doc.get_mut("user").and_then(|u| u.as_array_of_tables_mut()) {
         for user in users.iter_mut() {
@@ -396,6 +391,15 @@ pub fn migrate_passwords(path: &Path) -> Result<usize, ConfigError> {
         write_private(path, &doc.to_string())?;
     }
     Ok(rewritten)
+}
+
+/// The file's text as a document that keeps comments and layout when written back.
+fn editable(path: &Path, text: &str) -> Result<toml_edit::DocumentMut, ConfigError> {
+    text.parse()
+        .map_err(|e: toml_edit::TomlError| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
 }
 
 /// Replaces the file at `path` with `data`, created readable and writable by its owner only
@@ -463,12 +467,7 @@ pub fn add_user(path: &Path, name: &str, role: Role, password: &str) -> Result<(
             });
         }
     };
-    let mut doc: toml_edit::DocumentMut =
-        text.parse()
-            .map_err(|e: toml_edit::TomlError| ConfigError::Invalid {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })?;
+    let mut doc = editable(path, &text)?;
     let mut entry = toml_edit::Table::new();
     entry["name"] = toml_edit::value(name);
     entry["role"] = toml_edit::value(role.name());
