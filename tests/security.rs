@@ -189,6 +189,23 @@ async fn only_listed_engine_settings_within_bounds_and_no_value_outgrows_the_que
         ("SELECT repeat('x', 800000000)", "54000"),
         ("SELECT range(1, 50000000)", "54000"),
         ("SELECT length(repeat('x', 1000))", "ok"),
+        (
+            "SELECT length(replace(repeat('a', 60000000), 'a', 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'))",
+            "54000",
+        ),
+        (
+            "SELECT length(regexp_replace(repeat('a', 6000000), 'a', 'aaaaaaaaaaaaaaaaaaaa', 'g'))",
+            "54000",
+        ),
+        (
+            "SELECT cardinality(flatten(array_repeat(range(1, 5000000), 20)))",
+            "54000",
+        ),
+        (
+            "SELECT levenshtein(repeat('a', 80000), repeat('b', 80000))",
+            "54000",
+        ),
+        ("SELECT levenshtein('kitten', 'sitting')", "ok"),
     ] {
         assert_eq!(code_of(&client, sql).await, want, "{sql}");
     }
@@ -345,6 +362,48 @@ async fn sockets_that_never_log_in_are_closed_and_cannot_lock_anyone_out() {
         };
         assert!(closed);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_keeps_a_bounded_number_of_prepared_statements() {
+    let server = start("auth = \"trust\"\n");
+    let mut s = raw_login(server.port, "analyst");
+    let mut batch = Vec::new();
+    for i in 0..1_005 {
+        let mut body = format!("s{i}\0select 1\0").into_bytes();
+        body.extend_from_slice(&0u16.to_be_bytes());
+        batch.extend_from_slice(&message(b'P', &body));
+    }
+    batch.extend_from_slice(&message(b'S', &[]));
+    s.write_all(&batch).unwrap();
+    let (mut parsed, mut refused) = (0, None);
+    loop {
+        let (tag, body) = read_message(&mut s);
+        match tag {
+            b'1' => parsed += 1,
+            b'E' => refused = Some(error_code(&body)),
+            b'Z' => break,
+            _ => {}
+        }
+    }
+    assert_eq!(parsed, 1_000);
+    assert_eq!(refused.as_deref(), Some("53400"));
+    // Closing one makes room for another.
+    let mut close = vec![b'S'];
+    close.extend_from_slice(b"s0\0");
+    let mut again = message(b'C', &close);
+    again.extend_from_slice(&message(b'P', b"fresh\0select 2\0\0\0"));
+    again.extend_from_slice(&message(b'S', &[]));
+    s.write_all(&again).unwrap();
+    let mut tags = Vec::new();
+    loop {
+        let (tag, _) = read_message(&mut s);
+        tags.push(tag);
+        if tag == b'Z' {
+            break;
+        }
+    }
+    assert_eq!(tags, vec![b'3', b'1', b'Z']);
 }
 
 // --- SCRAM --------------------------------------------------------------------------------
@@ -733,6 +792,14 @@ async fn admins_reach_files_only_in_the_warehouse_and_the_export_stores() {
     }
     assert!(!std::path::Path::new("/tmp/rebuy-admin-out.csv").exists());
     assert!(scratch.join("out.csv").exists());
+    // A glob is judged by the folder it lists.
+    for glob in ["rebuy.tom?", "*.toml", "*", "**/*.toml"] {
+        let sql = format!(
+            "CREATE EXTERNAL TABLE g (a TEXT) STORED AS CSV LOCATION '{data}/{glob}' \
+             OPTIONS ('format.has_header' 'false', 'format.delimiter' '|')"
+        );
+        assert_eq!(code_of(&admin, &sql).await, "42501", "{glob}");
+    }
     // The admin's files inside the warehouse are read back.
     admin
         .batch_execute(&format!(

@@ -43,7 +43,7 @@ pub enum FunctionError {
     },
     /// A call would build a value larger than the session allows (SQLSTATE 54000).
     #[error(
-        "{function}: requested length too large: the call would build {bytes} bytes (limit {limit})"
+        "{function}: requested length too large: the call would build {bytes} bytes, or as much work (limit {limit})"
     )]
     TooLarge {
         function: &'static str,

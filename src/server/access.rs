@@ -107,6 +107,13 @@ impl FileRules<'_> {
         } else {
             PathBuf::from(target)
         };
+        // A glob ('<data>/rebuy.tom?', '<data>/*') lists whatever its folder part holds:
+        // judged by that folder, as a directory would be.
+        let text = local.to_string_lossy().to_string();
+        let local = match text.find(['*', '?', '[', '{']) {
+            Some(i) => PathBuf::from(&text[..text[..i].rfind('/').map_or(0, |s| s + 1)]),
+            None => local,
+        };
         let path = resolve(&local);
         for secret in self.secrets() {
             if path == secret || secret.starts_with(&path) {
@@ -222,6 +229,17 @@ mod tests {
         );
         assert!(!ok(&data.join("orders/../rebuy.toml")));
         assert!(!ok(&data.join("../elsewhere.csv")));
+        for glob in [
+            "rebuy.tom?",
+            "*.toml",
+            "*",
+            "rebuy.[t]oml",
+            "**/*.toml",
+            "{rebuy,x}.toml",
+        ] {
+            assert!(!ok(&data.join(glob)), "{glob}");
+        }
+        assert!(ok(&data.join("orders/*.parquet")));
         assert!(!ok(Path::new("/etc/passwd")));
         assert!(rules.check_location("s3://anywhere/x.parquet").is_err());
         #[cfg(unix)]
