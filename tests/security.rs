@@ -206,11 +206,55 @@ async fn only_listed_engine_settings_within_bounds_and_no_value_outgrows_the_que
             "54000",
         ),
         ("SELECT levenshtein('kitten', 'sitting')", "ok"),
+        (
+            "SELECT cardinality(range(TIMESTAMP '2000-01-01', TIMESTAMP '2004-01-01', INTERVAL '1 second'))",
+            "54000",
+        ),
+        (
+            "SELECT length(regexp_replace(repeat('a', 10000000), '^.*$', '$0$0$0$0$0$0$0$0$0$0'))",
+            "54000",
+        ),
+        (
+            "SELECT cardinality(make_array(repeat('a', 30000000), repeat('b', 30000000), repeat('c', 30000000)))",
+            "54000",
+        ),
     ] {
         assert_eq!(code_of(&client, sql).await, want, "{sql}");
     }
     let shown = simple_rows(&client, "SHOW datafusion.execution.target_partitions").await;
     assert_eq!(shown[0][0].as_deref(), Some("2"));
+    // Seconds of constant folding on one connection neither outlast its statement timeout
+    // nor hold up another connection (planning runs off the async workers).
+    client
+        .batch_execute("SET statement_timeout = 1000")
+        .await
+        .unwrap();
+    let heavy = "SELECT length(repeat('a', 30000000) || repeat('b', 30000000) || repeat('c', 30000000) \
+                 || repeat('d', 30000000) || repeat('e', 30000000) || repeat('f', 30000000))";
+    let other = connect_as(server.port, "analyst", None).await.unwrap();
+    let started = Instant::now();
+    let (heavy_result, answered) = tokio::join!(client.simple_query(heavy), async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let asked = Instant::now();
+        simple_rows(&other, "SELECT 1").await;
+        asked.elapsed()
+    });
+    // Unguarded, the folding takes about 2.6 s here.
+    assert!(
+        started.elapsed() < Duration::from_millis(2000),
+        "{:?}",
+        started.elapsed()
+    );
+    if let Err(e) = heavy_result {
+        assert!(
+            ["57014", "54000", "53200"].contains(&sqlstate(&e).as_str()),
+            "{e}"
+        );
+    }
+    assert!(
+        answered < Duration::from_secs(1),
+        "SELECT 1 waited {answered:?}"
+    );
 }
 
 /// A fit with many distinct (frequency, recency, t) triples: seconds of work.
@@ -404,6 +448,32 @@ async fn a_connection_keeps_a_bounded_number_of_prepared_statements() {
         }
     }
     assert_eq!(tags, vec![b'3', b'1', b'Z']);
+    // Named portals are counted too, and so are the bytes they hold.
+    let mut portals = message(b'P', b"\0select length($1::text)\0\0\0");
+    let big = vec![b'x'; 1 << 20];
+    for i in 0..40 {
+        let mut body = format!("p{i}\0\0").into_bytes();
+        body.extend_from_slice(&0u16.to_be_bytes());
+        body.extend_from_slice(&1u16.to_be_bytes());
+        body.extend_from_slice(&(big.len() as i32).to_be_bytes());
+        body.extend_from_slice(&big);
+        body.extend_from_slice(&0u16.to_be_bytes());
+        portals.extend_from_slice(&message(b'B', &body));
+    }
+    portals.extend_from_slice(&message(b'S', &[]));
+    s.write_all(&portals).unwrap();
+    let (mut bound, mut refused) = (0, None);
+    loop {
+        let (tag, body) = read_message(&mut s);
+        match tag {
+            b'2' => bound += 1,
+            b'E' => refused = Some(error_code(&body)),
+            b'Z' => break,
+            _ => {}
+        }
+    }
+    assert_eq!(refused.as_deref(), Some("53400"));
+    assert!((20..40).contains(&bound), "{bound} portals of 1 MiB kept");
 }
 
 // --- SCRAM --------------------------------------------------------------------------------

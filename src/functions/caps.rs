@@ -45,6 +45,10 @@ enum Rule {
     /// levenshtein(a, b): length(a) * length(b) steps of work, counted as bytes; one call of
     /// 80,000 by 80,000 characters ran 40 s without a point where a timeout could stop it
     Levenshtein,
+    /// encode(bytes, 'hex' | 'base64'): at most twice the input
+    Encode,
+    /// string_to_array(text, delimiter): up to one element per byte, each with its offset
+    Split,
     /// array_concat, flatten, array_append, array_prepend: checked after the call
     After,
 }
@@ -60,6 +64,10 @@ const WRAPPED: &[(&str, Rule)] = &[
     ("regexp_replace", Rule::RegexpReplace),
     ("concat", Rule::Concat),
     ("concat_ws", Rule::Concat),
+    ("make_array", Rule::Concat),
+    ("overlay", Rule::Concat),
+    ("encode", Rule::Encode),
+    ("string_to_array", Rule::Split),
     ("levenshtein", Rule::Levenshtein),
     ("array_concat", Rule::After),
     ("flatten", Rule::After),
@@ -218,11 +226,14 @@ fn foreseen_bytes(rule: Rule, args: &[ColumnarValue], rows: usize) -> Result<Opt
                 .sum()
         }),
         Rule::Series => {
-            let (Some(start), Some(stop)) = (ints(0)?, ints(1)?) else {
+            let (Some(start), Some(stop)) = (
+                ints(0)?.or(instants(args.first(), rows)?),
+                ints(1)?.or(instants(args.get(1), rows)?),
+            ) else {
                 return Ok(None);
             };
             let step = match args.len() {
-                3 => match ints(2)? {
+                3 => match ints(2)?.or(interval_nanos(args.get(2), rows)?) {
                     Some(s) => s,
                     None => return Ok(None),
                 },
@@ -291,11 +302,15 @@ fn foreseen_bytes(rule: Rule, args: &[ColumnarValue], rows: usize) -> Result<Opt
                 Some(ColumnarValue::Array(_)) => true,
                 None => false,
             };
+            // `$0`, `${1}`, `\1` in the replacement stand for matched text: each may bring the
+            // whole input.
+            let references = reference_counts(args.get(2), rows)?;
             Some(
                 (0..text.len())
                     .map(|i| {
                         let (t, r) = (u128::from(text[i]), u128::from(replacement[i]));
-                        if global { t + (t + 1) * r } else { t + r }
+                        let each = r + u128::from(references[i]) * t;
+                        if global { t + (t + 1) * each } else { t + each }
                     })
                     .sum(),
             )
@@ -325,8 +340,84 @@ fn foreseen_bytes(rule: Rule, args: &[ColumnarValue], rows: usize) -> Result<Opt
             // Counted against its own budget, expressed in the cap's unit.
             Some(cells * DEFAULT_MAX_BYTES as u128 / MAX_LEVENSHTEIN_CELLS)
         }
+        Rule::Encode => byte_lengths(args.first(), rows)?
+            .or(value_sizes(args.first(), rows).ok())
+            .map(|l| l.iter().map(|b| 2 * u128::from(*b) + 4).sum()),
+        Rule::Split => byte_lengths(args.first(), rows)?
+            .map(|l| l.iter().map(|b| 16 * (u128::from(*b) + 1)).sum()),
         Rule::After => None,
     })
+}
+
+/// Date and timestamp arguments as nanoseconds since the epoch, one per row.
+fn instants(arg: Option<&ColumnarValue>, rows: usize) -> Result<Option<Vec<Option<i64>>>> {
+    use datafusion::arrow::datatypes::TimeUnit;
+    let Some(arg) = arg else {
+        return Ok(None);
+    };
+    if !matches!(
+        arg.data_type(),
+        DataType::Date32 | DataType::Date64 | DataType::Timestamp(_, _)
+    ) {
+        return Ok(None);
+    }
+    let array = arg.to_array(rows.max(1))?;
+    let array =
+        datafusion::arrow::compute::cast(&array, &DataType::Timestamp(TimeUnit::Nanosecond, None))?;
+    let array = datafusion::arrow::compute::cast(&array, &DataType::Int64)?;
+    Ok(Some(array.as_primitive::<Int64Type>().iter().collect()))
+}
+
+/// Interval arguments as nanoseconds (a month counted as 28 days, so that no step is taken
+/// for longer than it can be), one per row.
+fn interval_nanos(arg: Option<&ColumnarValue>, rows: usize) -> Result<Option<Vec<Option<i64>>>> {
+    use datafusion::arrow::datatypes::{IntervalMonthDayNanoType, IntervalUnit};
+    let Some(arg) = arg else {
+        return Ok(None);
+    };
+    if !matches!(arg.data_type(), DataType::Interval(_)) {
+        return Ok(None);
+    }
+    let array = arg.to_array(rows.max(1))?;
+    let array =
+        datafusion::arrow::compute::cast(&array, &DataType::Interval(IntervalUnit::MonthDayNano))?;
+    let day = 86_400_000_000_000i128;
+    Ok(Some(
+        array
+            .as_primitive::<IntervalMonthDayNanoType>()
+            .iter()
+            .map(|v| {
+                v.map(|v| {
+                    let n = i128::from(v.months) * 28 * day
+                        + i128::from(v.days) * day
+                        + i128::from(v.nanoseconds);
+                    n.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+                })
+            })
+            .collect(),
+    ))
+}
+
+/// How many group references (`$…`, `\…`) each row's replacement text holds.
+fn reference_counts(arg: Option<&ColumnarValue>, rows: usize) -> Result<Vec<u32>> {
+    let Some(arg) = arg else {
+        return Ok(vec![0; rows.max(1)]);
+    };
+    let array = arg.to_array(rows.max(1))?;
+    let text = datafusion::arrow::compute::cast(&array, &DataType::LargeUtf8)?;
+    let text = text.as_string::<i64>();
+    Ok((0..text.len())
+        .map(|i| {
+            if text.is_null(i) {
+                0
+            } else {
+                text.value(i)
+                    .bytes()
+                    .filter(|b| *b == b'$' || *b == b'\\')
+                    .count() as u32
+            }
+        })
+        .collect())
 }
 
 /// Each row's value size in bytes (text: its length; other values: their memory).
@@ -408,6 +499,11 @@ mod tests {
             "SELECT length(regexp_replace(repeat('a', 6000000), 'a', 'aaaaaaaaaaaaaaaaaaaa', 'g'))",
             "SELECT length(concat(repeat('a', 30000000), repeat('b', 30000000), repeat('c', 30000000)))",
             "SELECT levenshtein(repeat('a', 80000), repeat('b', 80000))",
+            "SELECT cardinality(range(TIMESTAMP '2000-01-01', TIMESTAMP '2004-01-01', INTERVAL '1 second'))",
+            "SELECT length(regexp_replace(repeat('a', 1000000), '^.*$', '$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0$0'))",
+            "SELECT cardinality(make_array(repeat('a', 30000000), repeat('b', 30000000), repeat('c', 30000000)))",
+            "SELECT length(encode(encode(repeat('a', 20000000), 'hex'), 'hex'))",
+            "SELECT cardinality(string_to_array(repeat('a', 6000000), NULL))",
             "SELECT length(repeat(v, 1000000)) FROM (VALUES ('abcdefghij'), ('abcdefghij'), \
              ('abcdefghij'), ('abcdefghij'), ('abcdefghij'), ('abcdefghij'), ('abcdefghij')) t(v)",
         ] {
@@ -422,7 +518,10 @@ mod tests {
             .sql(
                 "SELECT length(repeat('ab', 1000)) AS n, cardinality(range(1, 1001)) AS c, \
                  replace('abc', 'b', 'xy') AS r, regexp_replace('a-b-c', '-', '+', 'g') AS g, \
-                 levenshtein('kitten', 'sitting') AS l, concat('a', 1, 'b') AS k",
+                 levenshtein('kitten', 'sitting') AS l, concat('a', 1, 'b') AS k, \
+                 cardinality(range(DATE '2026-01-01', DATE '2026-12-31', INTERVAL '1 day')) AS d, \
+                 regexp_replace('abc', '(b)', '[$1]') AS e, encode('ab', 'hex') AS h, \
+                 cardinality(string_to_array('a,b,c', ',')) AS s",
             )
             .await
             .unwrap()
@@ -433,7 +532,7 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(
-            text.contains("| 2000 | 1000 | axyc | a+b+c | 3 | a1b |"),
+            text.contains("| 2000 | 1000 | axyc | a+b+c | 3 | a1b | 364 | a[b]c | 6162 | 3 |"),
             "{text}"
         );
         // Registering twice wraps once.

@@ -22,7 +22,7 @@ use pgwire::api::{
 };
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::cancel::CancelRequest;
-use pgwire::messages::extendedquery::{Close, Execute, Parse};
+use pgwire::messages::extendedquery::{Bind, Close, Execute, Parse};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use super::conn::{self, ConnState, Kind, Prepared};
@@ -531,15 +531,12 @@ impl ExtendedQueryHandler for QueryHandler {
             .name
             .clone()
             .unwrap_or_else(|| pgwire::api::DEFAULT_NAME.to_owned());
-        if name != pgwire::api::DEFAULT_NAME && !self.conn.remember_statement(&name) {
-            return Err(errors::pg_error(
-                "53400",
-                format!(
-                    "too many prepared statements on this connection (limit {}): close or \
-                     deallocate some",
-                    conn::MAX_PREPARED_STATEMENTS
-                ),
-            ));
+        if name != pgwire::api::DEFAULT_NAME
+            && !self
+                .conn
+                .hold(conn::HeldKind::Statement, &name, message.query.len())
+        {
+            return Err(too_much_held("prepared statements"));
         }
         let parser = self.query_parser();
         match StoredStatement::parse(client, &message, parser).await? {
@@ -549,6 +546,62 @@ impl ExtendedQueryHandler for QueryHandler {
         client
             .send(PgWireBackendMessage::ParseComplete(
                 pgwire::messages::extendedquery::ParseComplete::new(),
+            ))
+            .await?;
+        Ok(())
+    }
+
+    /// As pgwire's, with named portals counted like named statements.
+    async fn on_bind<C>(&self, client: &mut C, message: Bind) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        use futures::SinkExt;
+        use pgwire::api::store::Entry;
+        let statement_name = message
+            .statement_name
+            .as_deref()
+            .unwrap_or(pgwire::api::DEFAULT_NAME);
+        let portal_name = message
+            .portal_name
+            .as_deref()
+            .unwrap_or(pgwire::api::DEFAULT_NAME);
+        let bytes: usize = message
+            .parameters
+            .iter()
+            .map(|p| p.as_ref().map_or(0, |b| b.len()))
+            .sum();
+        if portal_name != pgwire::api::DEFAULT_NAME
+            && !self.conn.hold(conn::HeldKind::Portal, portal_name, bytes)
+        {
+            return Err(too_much_held("portals"));
+        }
+        match client.portal_store().get_statement(statement_name) {
+            Some(Entry::Value(statement)) => {
+                let portal = Portal::try_new(&message, statement)?;
+                client.portal_store().put_portal(Arc::new(portal));
+            }
+            Some(Entry::Empty) => {
+                if !message.parameters.is_empty() {
+                    return Err(errors::pg_error(
+                        "08P01",
+                        format!(
+                            "bind message supplies {} parameters, but prepared statement \
+                             {statement_name:?} requires 0",
+                            message.parameters.len()
+                        ),
+                    ));
+                }
+                client.portal_store().put_empty_portal(portal_name);
+            }
+            None => return Err(PgWireError::StatementNotFound(statement_name.to_owned())),
+        }
+        client
+            .send(PgWireBackendMessage::BindComplete(
+                pgwire::messages::extendedquery::BindComplete::new(),
             ))
             .await?;
         Ok(())
@@ -568,10 +621,13 @@ impl ExtendedQueryHandler for QueryHandler {
         let name = message.name.as_deref().unwrap_or(pgwire::api::DEFAULT_NAME);
         match message.target_type {
             TARGET_TYPE_BYTE_STATEMENT => {
-                self.conn.forget_statement(name);
+                self.conn.release(conn::HeldKind::Statement, name);
                 client.portal_store().rm_statement(name);
             }
-            TARGET_TYPE_BYTE_PORTAL => client.portal_store().rm_portal(name),
+            TARGET_TYPE_BYTE_PORTAL => {
+                self.conn.release(conn::HeldKind::Portal, name);
+                client.portal_store().rm_portal(name);
+            }
             _ => {}
         }
         client
@@ -699,6 +755,18 @@ impl ExtendedQueryHandler for QueryHandler {
             conn::result_fields(&portal.statement.statement, &portal.result_column_format)?;
         Ok(DescribePortalResponse::new(fields))
     }
+}
+
+fn too_much_held(what: &str) -> PgWireError {
+    errors::pg_error(
+        "53400",
+        format!(
+            "too many {what} kept on this connection (at most {} of each, {} MiB in all): \
+             close some",
+            conn::MAX_HELD_OBJECTS,
+            conn::MAX_HELD_BYTES >> 20
+        ),
+    )
 }
 
 /// Sends a FATAL error to a client that is refused before startup finishes, then closes.
