@@ -371,6 +371,37 @@ async fn sigterm_ends_a_fit_after_the_grace_and_the_server_pool_bounds_every_que
     );
 }
 
+/// A cross join whose filter rejects every row never yields: two of them froze both protocol
+/// workers (no timeout, no `SELECT 1`) until queries got threads of their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_that_never_yield_neither_outlast_their_timeout_nor_stall_others() {
+    let server = start("auth = \"trust\"\nmax_statement_timeout_ms = 1500\n");
+    let join = "SELECT count(*) FROM range(1, 20000) a CROSS JOIN range(1, 20000) b \
+                WHERE md5(a.value::text || b.value::text) = 'x'";
+    let a = connect_as(server.port, "eve", None).await.unwrap();
+    let b = connect_as(server.port, "mallory", None).await.unwrap();
+    let other = connect_as(server.port, "analyst", None).await.unwrap();
+    let started = Instant::now();
+    let (ra, rb, answered) = tokio::join!(a.simple_query(join), b.simple_query(join), async {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let asked = Instant::now();
+        simple_rows(&other, "SELECT 1").await;
+        asked.elapsed()
+    });
+    for r in [ra, rb] {
+        assert_eq!(sqlstate(&r.unwrap_err()), "57014");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        answered < Duration::from_secs(1),
+        "SELECT 1 waited {answered:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sockets_that_never_log_in_are_closed_and_cannot_lock_anyone_out() {
     let server = start(

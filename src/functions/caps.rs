@@ -248,13 +248,14 @@ fn foreseen_bytes(rule: Rule, args: &[ColumnarValue], rows: usize) -> Result<Opt
                     .zip(&stop)
                     .zip(&step)
                     .map(|((a, b), s)| match (a, b, s) {
+                        (Some(_), Some(_), Some(UNBOUNDED_STEP)) => u128::MAX,
                         (Some(a), Some(b), Some(s)) if *s != 0 => {
                             let span = (i128::from(*b) - i128::from(*a)) / i128::from(*s);
                             8 * (span.max(0) as u128 + 1)
                         }
                         _ => 0,
                     })
-                    .sum(),
+                    .fold(0u128, u128::saturating_add),
             )
         }
         Rule::ArrayRepeat => {
@@ -368,6 +369,9 @@ fn instants(arg: Option<&ColumnarValue>, rows: usize) -> Result<Option<Vec<Optio
     Ok(Some(array.as_primitive::<Int64Type>().iter().collect()))
 }
 
+/// A step whose length cannot be bounded from below (see [`interval_nanos`]).
+const UNBOUNDED_STEP: i64 = i64::MIN;
+
 /// Interval arguments as nanoseconds (a month counted as 28 days, so that no step is taken
 /// for longer than it can be), one per row.
 fn interval_nanos(arg: Option<&ColumnarValue>, rows: usize) -> Result<Option<Vec<Option<i64>>>> {
@@ -388,10 +392,18 @@ fn interval_nanos(arg: Option<&ColumnarValue>, rows: usize) -> Result<Option<Vec
             .iter()
             .map(|v| {
                 v.map(|v| {
+                    // Months with days or nanoseconds of the other sign ('1 month -31 days')
+                    // step by an amount that depends on the month, down to nothing: no bound.
+                    let mixed = v.months != 0
+                        && ((v.months > 0) != (v.days >= 0 && v.nanoseconds >= 0)
+                            || (v.months < 0) != (v.days <= 0 && v.nanoseconds <= 0));
+                    if mixed {
+                        return UNBOUNDED_STEP;
+                    }
                     let n = i128::from(v.months) * 28 * day
                         + i128::from(v.days) * day
                         + i128::from(v.nanoseconds);
-                    n.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+                    n.clamp(i128::from(i64::MIN) + 1, i128::from(i64::MAX)) as i64
                 })
             })
             .collect(),
@@ -504,6 +516,8 @@ mod tests {
             "SELECT cardinality(make_array(repeat('a', 30000000), repeat('b', 30000000), repeat('c', 30000000)))",
             "SELECT length(encode(encode(repeat('a', 20000000), 'hex'), 'hex'))",
             "SELECT cardinality(string_to_array(repeat('a', 6000000), NULL))",
+            "SELECT cardinality(range(TIMESTAMP '2200-01-01', TIMESTAMP '2200-01-10', \
+             INTERVAL '1 month' - INTERVAL '31 days' + INTERVAL '10 milliseconds'))",
             "SELECT length(repeat(v, 1000000)) FROM (VALUES ('abcdefghij'), ('abcdefghij'), \
              ('abcdefghij'), ('abcdefghij'), ('abcdefghij'), ('abcdefghij'), ('abcdefghij')) t(v)",
         ] {

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ParamValues;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
@@ -697,26 +697,15 @@ impl ConnState {
         ctx: &SessionContext,
         plan: LogicalPlan,
     ) -> PgWireResult<SendableRecordBatchStream> {
-        // Optimising folds constants: `concat(repeat(…), …)` or a timestamp range is computed
-        // right there, seconds of CPU with no await. On a blocking thread the statement timeout
-        // and cancel still answer on time, and the async workers serve the other connections.
-        let ctx = ctx.clone();
-        let runtime = tokio::runtime::Handle::current();
-        let planning = tokio::task::spawn_blocking(move || {
-            runtime.block_on(async move {
-                let df = ctx
-                    .execute_logical_plan(plan)
-                    .await
-                    .map_err(errors::from_datafusion)?;
-                df.execute_stream().await.map_err(errors::from_datafusion)
+        let (schema, batches) = super::runtime::run_on_query_threads(ctx.clone(), plan);
+        let schema = self
+            .guarded(async {
+                schema.await.map_err(|_| {
+                    pg_error(errors::INTERNAL_ERROR, "the query ended before it started")
+                })?
             })
-        });
-        self.guarded(async {
-            planning
-                .await
-                .map_err(|e| pg_error(errors::INTERNAL_ERROR, format!("planning failed: {e}")))?
-        })
-        .await
+            .await?;
+        Ok(batches_as_stream(schema, batches))
     }
 
     async fn drain(&self, mut stream: SendableRecordBatchStream) -> PgWireResult<usize> {
@@ -1093,6 +1082,17 @@ impl ConnState {
             head.chain(data),
         )))
     }
+}
+
+/// The batches a query's task sends, as the stream the encoders read.
+fn batches_as_stream(
+    schema: SchemaRef,
+    batches: tokio::sync::mpsc::Receiver<datafusion::error::Result<RecordBatch>>,
+) -> SendableRecordBatchStream {
+    let stream = futures::stream::unfold(batches, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    });
+    Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, stream))
 }
 
 fn error_text(e: &PgWireError) -> String {

@@ -21,6 +21,7 @@ mod handler;
 mod memory;
 mod pgcompat;
 mod rewrite;
+mod runtime;
 mod scram;
 mod settings;
 mod shared;
