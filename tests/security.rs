@@ -451,16 +451,7 @@ async fn a_connection_keeps_a_bounded_number_of_prepared_statements() {
     }
     batch.extend_from_slice(&message(b'S', &[]));
     s.write_all(&batch).unwrap();
-    let (mut parsed, mut refused) = (0, None);
-    loop {
-        let (tag, body) = read_message(&mut s);
-        match tag {
-            b'1' => parsed += 1,
-            b'E' => refused = Some(error_code(&body)),
-            b'Z' => break,
-            _ => {}
-        }
-    }
+    let (parsed, refused) = count_until_ready(&mut s, b'1');
     assert_eq!(parsed, 1_000);
     assert_eq!(refused.as_deref(), Some("53400"));
     // Closing one makes room for another.
@@ -470,15 +461,7 @@ async fn a_connection_keeps_a_bounded_number_of_prepared_statements() {
     again.extend_from_slice(&message(b'P', b"fresh\0select 2\0\0\0"));
     again.extend_from_slice(&message(b'S', &[]));
     s.write_all(&again).unwrap();
-    let mut tags = Vec::new();
-    loop {
-        let (tag, _) = read_message(&mut s);
-        tags.push(tag);
-        if tag == b'Z' {
-            break;
-        }
-    }
-    assert_eq!(tags, vec![b'3', b'1', b'Z']);
+    assert_eq!(count_until_ready(&mut s, b'1'), (1, None));
     // Named portals are counted too, and so are the bytes they hold.
     let mut portals = message(b'P', b"\0select length($1::text)\0\0\0");
     let big = vec![b'x'; 1 << 20];
@@ -493,18 +476,23 @@ async fn a_connection_keeps_a_bounded_number_of_prepared_statements() {
     }
     portals.extend_from_slice(&message(b'S', &[]));
     s.write_all(&portals).unwrap();
-    let (mut bound, mut refused) = (0, None);
+    let (bound, refused) = count_until_ready(&mut s, b'2');
+    assert_eq!(refused.as_deref(), Some("53400"));
+    assert!((20..40).contains(&bound), "{bound} portals of 1 MiB kept");
+}
+
+/// Reads up to ReadyForQuery: how many `tag` messages came, and the SQLSTATE of an error.
+fn count_until_ready(s: &mut TcpStream, tag: u8) -> (usize, Option<String>) {
+    let (mut n, mut error) = (0, None);
     loop {
-        let (tag, body) = read_message(&mut s);
-        match tag {
-            b'2' => bound += 1,
-            b'E' => refused = Some(error_code(&body)),
-            b'Z' => break,
+        let (t, body) = read_message(s);
+        match t {
+            b'E' => error = Some(error_code(&body)),
+            b'Z' => return (n, error),
+            t if t == tag => n += 1,
             _ => {}
         }
     }
-    assert_eq!(refused.as_deref(), Some("53400"));
-    assert!((20..40).contains(&bound), "{bound} portals of 1 MiB kept");
 }
 
 // --- SCRAM --------------------------------------------------------------------------------
