@@ -96,6 +96,58 @@ pub fn register(ctx: &SessionContext, max_bytes: usize) {
             max_bytes,
         })));
     }
+    ctx.add_analyzer_rule(Arc::new(CappedCalls { max_bytes }));
+}
+
+/// Analyzer rule: every call of a wrapped function in the plan is the capped one, with this
+/// session's cap. The SQL planner calls some built-ins directly, not through the registry
+/// (`OVERLAY … PLACING` gave 120 MB under a 64 MB limit), and views planned in the shared
+/// session hold its cap; the last rule added (the connection's) decides.
+#[derive(Debug)]
+struct CappedCalls {
+    max_bytes: usize,
+}
+
+impl datafusion::optimizer::AnalyzerRule for CappedCalls {
+    fn analyze(
+        &self,
+        plan: datafusion::logical_expr::LogicalPlan,
+        _config: &datafusion::config::ConfigOptions,
+    ) -> Result<datafusion::logical_expr::LogicalPlan> {
+        use datafusion::common::tree_node::{Transformed, TreeNode};
+        plan.transform_up_with_subqueries(|node| {
+            node.map_expressions(|e| {
+                e.transform_up(|e| {
+                    let Expr::ScalarFunction(mut call) = e else {
+                        return Ok(Transformed::no(e));
+                    };
+                    let current = call.func.inner().clone();
+                    let any: &dyn std::any::Any = current.as_ref();
+                    let (inner, rule) = match any.downcast_ref::<Capped>() {
+                        Some(c) if c.max_bytes == self.max_bytes => {
+                            return Ok(Transformed::no(Expr::ScalarFunction(call)));
+                        }
+                        Some(c) => (c.inner.clone(), c.rule),
+                        None => match WRAPPED.iter().find(|(n, _)| *n == call.func.name()) {
+                            Some((_, rule)) => (current.clone(), *rule),
+                            None => return Ok(Transformed::no(Expr::ScalarFunction(call))),
+                        },
+                    };
+                    call.func = Arc::new(ScalarUDF::new_from_shared_impl(Arc::new(Capped {
+                        inner,
+                        rule,
+                        max_bytes: self.max_bytes,
+                    })));
+                    Ok(Transformed::yes(Expr::ScalarFunction(call)))
+                })
+            })
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "rebuy_capped_calls"
+    }
 }
 
 #[derive(Debug)]
@@ -516,6 +568,7 @@ mod tests {
             "SELECT cardinality(make_array(repeat('a', 30000000), repeat('b', 30000000), repeat('c', 30000000)))",
             "SELECT length(encode(encode(repeat('a', 20000000), 'hex'), 'hex'))",
             "SELECT cardinality(string_to_array(repeat('a', 6000000), NULL))",
+            "SELECT length(overlay(repeat('a', 40000000) placing repeat('b', 40000000) from 2 for 1))",
             "SELECT cardinality(range(TIMESTAMP '2200-01-01', TIMESTAMP '2200-01-10', \
              INTERVAL '1 month' - INTERVAL '31 days' + INTERVAL '10 milliseconds'))",
             "SELECT length(repeat(v, 1000000)) FROM (VALUES ('abcdefghij'), ('abcdefghij'), \
