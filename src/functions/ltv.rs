@@ -36,6 +36,12 @@ pub enum FitKind {
 }
 
 impl FitKind {
+    pub const ALL: [FitKind; 3] = [
+        FitKind::Purchase(PurchaseModel::BgNbd),
+        FitKind::Purchase(PurchaseModel::MbgNbd),
+        FitKind::GammaGamma,
+    ];
+
     fn name(self) -> &'static str {
         match self {
             FitKind::Purchase(PurchaseModel::BgNbd) => "bgnbd_fit",
@@ -167,13 +173,7 @@ impl FitAggregate {
 
     /// The kind of fit a registered aggregate of this name is.
     pub fn kind_named(name: &str) -> Option<FitKind> {
-        [
-            FitKind::Purchase(PurchaseModel::BgNbd),
-            FitKind::Purchase(PurchaseModel::MbgNbd),
-            FitKind::GammaGamma,
-        ]
-        .into_iter()
-        .find(|k| k.name() == name)
+        FitKind::ALL.into_iter().find(|k| k.name() == name)
     }
 
     pub fn stop(&self) -> &super::stop::Stop {

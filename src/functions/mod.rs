@@ -101,13 +101,9 @@ pub fn aggregate_functions() -> Vec<AggregateUDF> {
     .into_iter()
     .map(|k| AggregateUDF::from(RepurchaseAggregate::new(k)))
     .chain(
-        [
-            ltv::FitKind::Purchase(crate::ltv::PurchaseModel::BgNbd),
-            ltv::FitKind::Purchase(crate::ltv::PurchaseModel::MbgNbd),
-            ltv::FitKind::GammaGamma,
-        ]
-        .into_iter()
-        .map(|k| AggregateUDF::from(ltv::FitAggregate::new(k))),
+        ltv::FitKind::ALL
+            .into_iter()
+            .map(|k| AggregateUDF::from(ltv::FitAggregate::new(k))),
     )
     .chain(
         [arg::ArgEnd::Max, arg::ArgEnd::Min]

@@ -34,6 +34,7 @@ use super::encode::{
     zoned_as_text,
 };
 use super::errors::{self, pg_error};
+use super::held::HeldKind;
 use super::settings::Settings;
 use super::shared::Shared;
 
@@ -68,27 +69,7 @@ pub struct ConnState {
     session_slot: Mutex<Option<tokio::sync::OwnedSemaphorePermit>>,
     /// What the client keeps on the server between messages: named prepared statements
     /// (their SQL's size) and named portals (their parameters' size).
-    held: Mutex<Held>,
-}
-
-/// Named prepared statements, and named portals, one connection may keep at once (drivers
-/// cache a few hundred: pgjdbc and Npgsql 256); 100,000 statements took 1.6 GB.
-pub const MAX_HELD_OBJECTS: usize = 1_000;
-/// Bytes of SQL text and bound parameters one connection may keep in them: 300 statements of
-/// 1 MB each held 1.4 GB, 500 portals with a 1 MB parameter 800 MB.
-pub const MAX_HELD_BYTES: usize = 32 << 20;
-
-/// A statement or a portal, as counted in [`Held`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum HeldKind {
-    Statement,
-    Portal,
-}
-
-#[derive(Debug, Default)]
-struct Held {
-    objects: std::collections::HashMap<(HeldKind, String), usize>,
-    bytes: usize,
+    held: Mutex<super::held::Held>,
 }
 
 /// What a statement turns into before it runs.
@@ -151,34 +132,21 @@ impl ConnState {
             timer: Mutex::new(None),
             startup_permit: Mutex::new(startup_permit),
             session_slot: Mutex::new(None),
-            held: Mutex::new(Held::default()),
+            held: Mutex::new(super::held::Held::default()),
         })
     }
 
-    /// Counts a named statement or portal of `bytes` the client is about to keep (replacing
-    /// one of the same name); false when that would pass [`MAX_HELD_OBJECTS`] or
-    /// [`MAX_HELD_BYTES`].
+    /// Counts a named statement or portal the client is about to keep (see
+    /// [`super::held`]); false when it would pass the limits.
     pub fn hold(&self, kind: HeldKind, name: &str, bytes: usize) -> bool {
-        let Ok(mut held) = self.held.lock() else {
-            return false;
-        };
-        let key = (kind, name.to_string());
-        let previous = held.objects.get(&key).copied();
-        let count = held.objects.keys().filter(|(k, _)| *k == kind).count();
-        let bytes_after = held.bytes - previous.unwrap_or(0) + bytes;
-        if (previous.is_none() && count >= MAX_HELD_OBJECTS) || bytes_after > MAX_HELD_BYTES {
-            return false;
-        }
-        held.bytes = bytes_after;
-        held.objects.insert(key, bytes);
-        true
+        self.held
+            .lock()
+            .is_ok_and(|mut held| held.hold(kind, name, bytes))
     }
 
     pub fn release(&self, kind: HeldKind, name: &str) {
-        if let Ok(mut held) = self.held.lock()
-            && let Some(bytes) = held.objects.remove(&(kind, name.to_string()))
-        {
-            held.bytes -= bytes;
+        if let Ok(mut held) = self.held.lock() {
+            held.release(kind, name);
         }
     }
 
@@ -205,7 +173,7 @@ impl ConnState {
     /// Stops the running statement, if any, for `reason` (57014 "canceling statement due to
     /// <reason>"): a cancel request, the client's disconnection, the server's shutdown.
     pub fn stop_for(&self, reason: &'static str) {
-        if self.busy.load(Ordering::SeqCst) > 0 {
+        if self.is_busy() {
             if let Ok(mut r) = self.stop_reason.lock() {
                 *r = reason;
             }

@@ -18,6 +18,7 @@ mod copy;
 mod encode;
 mod errors;
 mod handler;
+mod held;
 mod memory;
 mod pgcompat;
 mod rewrite;
@@ -25,6 +26,7 @@ mod runtime;
 mod scram;
 mod settings;
 mod shared;
+mod startup;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -120,7 +122,7 @@ pub async fn serve(
     if require_tls && tls.is_none() {
         return Err(ServeError::TlsRequired(addr));
     }
-    let policy = handler::LoginPolicy {
+    let policy = startup::LoginPolicy {
         trust,
         require_tls,
         certificate_binding: match &config.server.tls_cert {
@@ -166,7 +168,7 @@ pub async fn serve(
         let _ = socket.set_nodelay(true);
         let Ok(permit) = logging_in.clone().try_acquire_owned() else {
             tracing::warn!(%peer, "connection refused: too many connections logging in");
-            tokio::spawn(handler::refuse_connection(
+            tokio::spawn(startup::refuse_connection(
                 socket,
                 errors::TOO_MANY_CONNECTIONS,
                 "sorry, too many clients already",
