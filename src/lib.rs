@@ -22,6 +22,7 @@ pub mod ltv;
 pub mod optimize;
 pub mod server;
 pub mod session;
+pub mod sql;
 pub mod storage;
 pub mod summary;
 pub mod views;

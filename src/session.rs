@@ -31,12 +31,16 @@ pub enum SessionError {
 /// DataFusion by default drops the ORDER BY of a subquery or view without a LIMIT; PostgreSQL
 /// keeps it, and BI tools wrap a user's query in `SELECT ... FROM (query) LIMIT n`. rebuy keeps
 /// it, so that `SELECT * FROM winback_candidates LIMIT 100` is the top 100.
+///
+/// Constants are typed as PostgreSQL types them: `1.5` and `10000000000000000.00` are exact
+/// numerics (not 64-bit floats, which print the second as `1e16`), and `timestamptz` is a
+/// timestamp with a zone (UTC inside; shown in the session's `TimeZone`).
 pub fn session_config() -> SessionConfig {
     let mut config = SessionConfig::new();
-    config
-        .options_mut()
-        .sql_parser
-        .enable_subquery_sort_elimination = false;
+    let options = config.options_mut();
+    options.sql_parser.enable_subquery_sort_elimination = false;
+    options.sql_parser.parse_float_as_decimal = true;
+    options.execution.time_zone = Some("UTC".into());
     config
         .with_information_schema(true)
         .with_default_catalog_and_schema("rebuy", "public")

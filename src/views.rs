@@ -165,6 +165,14 @@ pub async fn register_selected(
     Ok(())
 }
 
+/// Sets how the session reads `1.5` (true: exact numeric); returns what it was.
+fn set_float_literals_decimal(ctx: &SessionContext, decimal: bool) -> bool {
+    let state = ctx.state_ref();
+    let mut state = state.write();
+    let options = state.config_mut().options_mut();
+    std::mem::replace(&mut options.sql_parser.parse_float_as_decimal, decimal)
+}
+
 /// (Re-)creates one view of [`VIEWS`] by name (its dependencies must be there).
 pub async fn register_view(ctx: &SessionContext, name: &str) -> Result<(), ViewError> {
     let Some((name, sql)) = VIEWS.iter().find(|(n, _)| *n == name) else {
@@ -175,13 +183,15 @@ pub async fn register_view(ctx: &SessionContext, name: &str) -> Result<(), ViewE
         view: name,
         source: Box::new(e),
     };
-    ctx.sql(sql)
-        .await
-        .map_err(err)?
-        .collect()
-        .await
-        .map_err(err)?;
-    Ok(())
+    // The views were written with `0.0` meaning a float: they are planned so, whatever the
+    // session reads constants as for its users' SQL (exact numerics, as PostgreSQL does).
+    let decimal = set_float_literals_decimal(ctx, false);
+    let created = match ctx.sql(sql).await {
+        Ok(df) => df.collect().await.map(|_| ()),
+        Err(e) => Err(e),
+    };
+    set_float_literals_decimal(ctx, decimal);
+    created.map_err(err)
 }
 
 #[cfg(test)]

@@ -90,7 +90,18 @@ impl sqllogictest::AsyncDB for Rebuy {
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, SltError> {
         let err = |e: datafusion::error::DataFusionError| SltError(e.strip_backtrace());
-        let df = self.ctx.sql(sql).await.map_err(err)?;
+        // As `rebuy query` and the server read SQL (see rebuy::sql), one statement per record.
+        let mut statements = rebuy::sql::parse(sql).map_err(|e| SltError(e.to_string()))?;
+        if statements.len() != 1 {
+            return Err(SltError(format!("one statement per record, not {}", statements.len())));
+        }
+        let plan = self
+            .ctx
+            .state()
+            .statement_to_plan(statements.remove(0))
+            .await
+            .map_err(err)?;
+        let df = self.ctx.execute_logical_plan(plan).await.map_err(err)?;
         let schema = df.schema().clone();
         let is_query = !schema.fields().is_empty();
         let mut stream = df.execute_stream().await.map_err(err)?;

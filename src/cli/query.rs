@@ -8,7 +8,6 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::error::DataFusionError;
-use datafusion::sql::parser::DFParser;
 use futures::StreamExt;
 
 use super::Done;
@@ -52,9 +51,15 @@ pub async fn run(warehouse: &Warehouse, args: QueryArgs) -> anyhow::Result<Done>
         (None, None) => anyhow::bail!("give the SQL as an argument or with -f FILE"),
     };
     // The same bounds as the server's, before anything recursive reads the text.
-    crate::limits::check_statement_text(&sql)?;
+    // The same bounds, parser and result shape as the server's (see crate::sql).
+    let statements = crate::sql::parse(&sql).map_err(|e| match e {
+        crate::sql::SqlError::Parse(p) => locate(&sql, DataFusionError::from(p)),
+        other => QueryError {
+            message: other.to_string(),
+            position: None,
+        },
+    })?;
     let ctx = build_session_with(warehouse, &Selection::for_sql(&sql)).await?;
-    let statements = DFParser::parse_sql(&sql).map_err(|e| locate(&sql, e))?;
     if statements.is_empty() {
         anyhow::bail!("no SQL statement given");
     }
@@ -70,7 +75,8 @@ pub async fn run(warehouse: &Warehouse, args: QueryArgs) -> anyhow::Result<Done>
             .execute_logical_plan(plan)
             .await
             .map_err(|e| locate(&sql, e))?;
-        let mut stream = df.execute_stream().await.map_err(|e| locate(&sql, e))?;
+        let stream = df.execute_stream().await.map_err(|e| locate(&sql, e))?;
+        let mut stream = crate::sql::with_output_names(stream);
         if stream.schema().fields().is_empty() {
             // SET and other statements without a result: nothing to print.
             while let Some(b) = stream.next().await {

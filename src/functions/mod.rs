@@ -53,6 +53,9 @@ pub enum FunctionError {
     /// The statement was stopped while the function ran (SQLSTATE 57014).
     #[error("{function}: canceling statement")]
     Stopped { function: &'static str },
+    /// A setting's value is refused, in PostgreSQL's words (SQLSTATE 22023).
+    #[error("{0}")]
+    InvalidSetting(String),
 }
 
 impl From<FunctionError> for DataFusionError {

@@ -17,7 +17,9 @@ use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
-use datafusion::sql::sqlparser::ast::{CopySource, CopyTarget, Expr, Set, Statement};
+use datafusion::sql::sqlparser::ast::{
+    ContextModifier, CopySource, CopyTarget, Expr, Reset, Set, Statement,
+};
 use futures::StreamExt;
 use pgwire::api::Type;
 use pgwire::api::portal::Format;
@@ -30,7 +32,7 @@ use tokio::sync::Notify;
 use super::config::Role;
 use super::copy::{CopySpec, copy_lines};
 use super::encode::{
-    canonical_time_zone, pg_to_arrow, sql_type_name, to_wire_batch, trim_fractions, wire_schema,
+    canonical_time_zone, pg_fields, pg_to_arrow, sql_type_name, to_wire_batch, trim_fractions,
     zoned_as_text,
 };
 use super::errors::{self, pg_error};
@@ -70,6 +72,17 @@ pub struct ConnState {
     /// What the client keeps on the server between messages: named prepared statements
     /// (their SQL's size) and named portals (their parameters' size).
     held: Mutex<super::held::Held>,
+    /// Open cursors (see [`super::cursor`]).
+    pub cursors: Mutex<super::cursor::Cursors>,
+    /// Whether a transaction block is open, and the `SET LOCAL` values to undo at its end.
+    txn: Mutex<Txn>,
+}
+
+#[derive(Default)]
+struct Txn {
+    open: bool,
+    /// Setting name and the value before the first `SET LOCAL` of it.
+    restore: Vec<(String, Option<String>)>,
 }
 
 /// What a statement turns into before it runs.
@@ -89,6 +102,12 @@ pub enum Kind {
     DataFusionText,
     /// asyncpg's type-introspection query, answered by [`super::asyncpg`].
     AsyncpgTypes,
+    Reset,
+    /// `DECLARE … CURSOR FOR query`: the query is planned (with its parameters) as a query.
+    Declare,
+    /// `FETCH` (or `MOVE`, which counts rows without sending them) from a cursor.
+    Fetch { cursor: String, moving: bool },
+    Close,
 }
 
 /// A parsed statement, as kept for the extended protocol.
@@ -104,6 +123,20 @@ pub struct Prepared {
     pub df: Option<Box<DfStatement>>,
 }
 
+impl Prepared {
+    /// The query DataFusion plans for this statement: the statement itself, or a cursor's.
+    pub fn query_to_plan(&self) -> Option<Statement> {
+        match (&self.kind, &self.statement) {
+            (Kind::Plan, Some(s)) => Some(s.clone()),
+            (Kind::Declare, Some(Statement::Declare { stmts })) => stmts
+                .first()
+                .and_then(|d| d.for_query.clone())
+                .map(Statement::Query),
+            _ => None,
+        }
+    }
+}
+
 impl ConnState {
     pub fn new(
         shared: Arc<Shared>,
@@ -111,7 +144,7 @@ impl ConnState {
     ) -> Arc<Self> {
         let mut settings = Settings::new();
         if shared.config.server.statement_timeout_ms > 0 {
-            settings.set(
+            settings.set_default(
                 "statement_timeout",
                 shared.config.server.statement_timeout_ms.to_string(),
             );
@@ -133,6 +166,8 @@ impl ConnState {
             startup_permit: Mutex::new(startup_permit),
             session_slot: Mutex::new(None),
             held: Mutex::new(super::held::Held::default()),
+            cursors: Mutex::new(super::cursor::Cursors::default()),
+            txn: Mutex::new(Txn::default()),
         })
     }
 
@@ -291,7 +326,7 @@ impl ConnState {
             .unwrap_or_else(|| ("unknown".to_string(), Role::Analyst))
     }
 
-    fn settings(&self) -> Settings {
+    pub(super) fn settings(&self) -> Settings {
         self.settings.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
@@ -357,8 +392,6 @@ impl ConnState {
     /// DataFusion understands (CREATE EXTERNAL TABLE, COPY TO a path) comes back as one
     /// [`Kind::DataFusionText`] statement.
     pub fn parse(&self, sql: &str) -> PgWireResult<Vec<Prepared>> {
-        crate::limits::check_statement_text(sql)
-            .map_err(|e| pg_error(e.sqlstate(), e.to_string()))?;
         if super::asyncpg::is_introspection(sql) {
             return Ok(vec![Prepared {
                 sql: "asyncpg type introspection".to_string(),
@@ -368,11 +401,48 @@ impl ConnState {
                 df: None,
             }]);
         }
-        match PARSER.parse(&super::rewrite::rewrite_text(sql)) {
+        if let Some(fetch) = move_as_fetch(sql) {
+            let mut prepared = self.parse(&fetch)?;
+            for p in prepared.iter_mut() {
+                if let Kind::Fetch { moving, .. } = &mut p.kind {
+                    *moving = true;
+                }
+            }
+            return Ok(prepared);
+        }
+        // Analyst SQL is parsed as `rebuy query` parses it; a catalog statement again with the
+        // catalog-compatible parser, and then rewritten for the engine (see super::rewrite).
+        let parsed = match crate::sql::parse_plain(sql) {
+            Ok(statements) => {
+                let single = statements.len() == 1;
+                Ok(statements
+                    .into_iter()
+                    .map(|s| {
+                        if !super::rewrite::reads_catalog(&s) {
+                            return s;
+                        }
+                        // The client's own text when it sent one statement (the compatible
+                        // parser reads spellings the printed AST no longer has).
+                        let text = if single { sql.to_string() } else { s.to_string() };
+                        match PARSER.parse(&super::rewrite::drop_regproc_casts(&text)) {
+                            Ok(mut again) if again.len() == 1 => again.remove(0),
+                            _ => s,
+                        }
+                    })
+                    .collect::<Vec<_>>())
+            }
+            Err(plain) => PARSER
+                .parse(&super::rewrite::drop_regproc_casts(sql))
+                .map_err(|_| plain),
+        };
+        match parsed {
             Ok(statements) => Ok(statements
                 .into_iter()
                 .map(|mut s| {
-                    super::rewrite::rewrite(&mut s);
+                    if super::rewrite::reads_catalog(&s) {
+                        super::rewrite::rewrite(&mut s);
+                    }
+                    crate::sql::shape(&mut s);
                     s
                 })
                 .map(|s| Prepared {
@@ -383,7 +453,7 @@ impl ConnState {
                     df: None,
                 })
                 .collect()),
-            Err(pg_err) => {
+            Err(plain_err) => {
                 let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
                 if let Ok(mut df) =
                     datafusion::sql::parser::DFParser::parse_sql_with_dialect(sql, &dialect)
@@ -405,15 +475,7 @@ impl ConnState {
                         df: df.pop_front().map(Box::new),
                     }]);
                 }
-                let code = if matches!(
-                    pg_err,
-                    datafusion::sql::sqlparser::parser::ParserError::RecursionLimitExceeded
-                ) {
-                    errors::STATEMENT_TOO_COMPLEX
-                } else {
-                    errors::SYNTAX_ERROR
-                };
-                Err(pg_error(code, pg_err.to_string()))
+                Err(pg_error(plain_err.sqlstate(), plain_err.to_string()))
             }
         }
     }
@@ -471,7 +533,7 @@ impl ConnState {
         let ctx = self.session().await?;
         let state = ctx.state();
         // Types for $1..$n: the client's, else a cast written around the placeholder.
-        let casts = super::rewrite::placeholder_casts(statement);
+        let casts = super::params::placeholder_casts(statement);
         let count = casts.0.max(param_types.len());
         let types: Vec<Option<String>> = (0..count)
             .map(|i| {
@@ -533,10 +595,27 @@ impl ConnState {
         self.check_allowed(p)?;
         match &p.kind {
             Kind::Set => self.run_set(client, p).await,
+            Kind::Reset => self.run_reset(client, p).await,
             Kind::Show(name) => self.run_show(name).await,
-            Kind::Begin => Ok(Response::TransactionStart(Tag::new("BEGIN"))),
-            Kind::Commit => Ok(Response::TransactionEnd(Tag::new("COMMIT"))),
-            Kind::Rollback => Ok(Response::TransactionEnd(Tag::new("ROLLBACK"))),
+            Kind::Begin => {
+                if let Ok(mut t) = self.txn.lock() {
+                    t.open = true;
+                }
+                Ok(Response::TransactionStart(Tag::new("BEGIN")))
+            }
+            Kind::Commit => {
+                self.end_transaction().await;
+                Ok(Response::TransactionEnd(Tag::new("COMMIT")))
+            }
+            Kind::Rollback => {
+                self.end_transaction().await;
+                Ok(Response::TransactionEnd(Tag::new("ROLLBACK")))
+            }
+            Kind::Declare => super::cursor::declare(self, p, plan, params).await,
+            Kind::Fetch { cursor, moving } => {
+                super::cursor::fetch(self, client, p, cursor, *moving, format).await
+            }
+            Kind::Close => super::cursor::close(self, p),
             Kind::NoOp(tag) => Ok(Response::Execution(Tag::new(tag))),
             Kind::CopyOut => self.run_copy_out(p, client).await,
             Kind::AsyncpgTypes => Err(pg_error(
@@ -591,6 +670,7 @@ impl ConnState {
                         | Statement::ShowColumns { .. }
                         | Statement::ShowFunctions { .. }
                 );
+                let declared = super::encode::declared_columns(&plan);
                 let ctx = self.session().await?;
                 let stream = self.execute(&ctx, plan).await?;
                 if !is_query {
@@ -611,6 +691,7 @@ impl ConnState {
                     stream,
                     format,
                     format_options,
+                    Some(&declared),
                 )?))
             }
         }
@@ -618,7 +699,7 @@ impl ConnState {
 
     /// Runs `fut` as a query of this connection: counted as busy, stopped by a cancel request
     /// or the statement timeout.
-    async fn guarded<T>(
+    pub(super) async fn guarded<T>(
         &self,
         fut: impl std::future::Future<Output = PgWireResult<T>>,
     ) -> PgWireResult<T> {
@@ -660,7 +741,7 @@ impl ConnState {
         }
     }
 
-    async fn execute(
+    pub(super) async fn execute(
         &self,
         ctx: &SessionContext,
         plan: LogicalPlan,
@@ -701,19 +782,14 @@ impl ConnState {
 
     /// Streams `stream` to the client: the first batch is computed under the cancel/timeout
     /// guard (that is where aggregations do their work); later batches check both as they go.
-    fn encode(
+    pub(super) fn encode(
         self: &Arc<Self>,
         stream: SendableRecordBatchStream,
         format: &Format,
         options: Arc<FormatOptions>,
+        declared: Option<&[bool]>,
     ) -> PgWireResult<QueryResponse> {
-        let fields = Arc::new(
-            datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields(
-                &wire_schema(&stream.schema()),
-                format,
-                Some(options),
-            )?,
-        );
+        let fields = Arc::new(pg_fields(&stream.schema(), format, Some(options), declared)?);
         Ok(QueryResponse::new(
             fields.clone(),
             self.rows(stream, fields),
@@ -777,6 +853,15 @@ impl ConnState {
                     }
                 }
             });
+        let numeric_binary_columns: Vec<usize> = fields
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| {
+                f.format() == pgwire::api::results::FieldFormat::Binary
+                    && *f.datatype() == Type::NUMERIC
+            })
+            .map(|(i, _)| i)
+            .collect();
         // PostgreSQL prints `12:34:56` and `12:34:56.5`, not `12:34:56.000000`.
         let time_columns: Vec<usize> = fields
             .iter()
@@ -817,6 +902,12 @@ impl ConnState {
                 Ok(r) if !time_columns.is_empty() => Ok(trim_fractions(r, &time_columns)),
                 other => other,
             })
+            .map(move |row| match row {
+                Ok(r) if !numeric_binary_columns.is_empty() => {
+                    Ok(super::numeric::binary_columns(r, &numeric_binary_columns))
+                }
+                other => other,
+            })
             .boxed()
     }
 
@@ -829,64 +920,36 @@ impl ConnState {
         let Some(Statement::Set(set)) = &p.statement else {
             return Ok(Response::Execution(Tag::new("SET")));
         };
-        let (name, value) = match set {
+        let (name, value, local) = match set {
             Set::SingleAssignment {
-                variable, values, ..
+                variable,
+                values,
+                scope,
+                ..
             } => (
                 variable.to_string(),
                 values.iter().map(value_text).collect::<Vec<_>>().join(", "),
+                matches!(scope, Some(ContextModifier::Local)),
             ),
-            Set::SetTimeZone { value, .. } => ("TimeZone".to_string(), value_text(value)),
+            Set::SetTimeZone { value, local } => {
+                ("TimeZone".to_string(), value_text(value), *local)
+            }
             Set::SetNames { charset_name, .. } => {
-                ("client_encoding".to_string(), charset_name.to_string())
+                ("client_encoding".to_string(), charset_name.to_string(), false)
             }
             _ => return Ok(Response::Execution(Tag::new("SET"))),
         };
-        let lower = name.to_ascii_lowercase();
-        if lower.starts_with("rebuy.") || lower.starts_with("datafusion.") {
-            if lower.starts_with("datafusion.") {
-                super::settings::check_datafusion_option(&name, &value)
-                    .map_err(|(code, message)| pg_error(code, message))?;
-            }
-            let ctx = self.session().await?;
-            let value = if value.eq_ignore_ascii_case("default") {
-                String::new()
-            } else {
-                value
-            };
-            ctx.state_ref()
-                .write()
-                .config_mut()
-                .options_mut()
-                .set(&lower, &value)
-                .map_err(|e| {
-                    pg_error(
-                        errors::INVALID_PARAMETER_VALUE,
-                        format!("invalid value for parameter \"{name}\": {}", first_line(&e)),
-                    )
-                })?;
+        if local && !self.remember_for_transaction(&name).await? {
+            // PostgreSQL warns and changes nothing outside a transaction block.
             return Ok(Response::Execution(Tag::new("SET")));
         }
-        let value = if lower == "timezone" && !value.eq_ignore_ascii_case("default") {
-            if value.eq_ignore_ascii_case("local") {
-                "default".to_string()
-            } else {
-                canonical_time_zone(&value).ok_or_else(|| {
-                    pg_error(
-                        errors::INVALID_PARAMETER_VALUE,
-                        format!("invalid value for parameter \"TimeZone\": \"{value}\""),
-                    )
-                })?
-            }
-        } else {
-            value
-        };
-        if lower == "statement_timeout" && super::settings::parse_duration_ms(&value).is_none() {
-            return Err(pg_error(
-                errors::INVALID_PARAMETER_VALUE,
-                format!("invalid value for parameter \"statement_timeout\": \"{value}\""),
-            ));
+        let lower = name.to_ascii_lowercase();
+        if lower.starts_with("rebuy.") || lower.starts_with("datafusion.") {
+            self.set_engine_option(&name, &value).await?;
+            return Ok(Response::Execution(Tag::new("SET")));
         }
+        let value = super::settings::checked_value(&name, &value)
+            .map_err(|(code, message)| pg_error(code, message))?;
         let report = {
             let mut settings = self
                 .settings
@@ -912,6 +975,162 @@ impl ConnState {
                 .await?;
         }
         Ok(Response::Execution(Tag::new("SET")))
+    }
+
+    /// Sets a `rebuy.*` or `datafusion.*` option in this connection's session.
+    async fn set_engine_option(&self, name: &str, value: &str) -> PgWireResult<()> {
+        let lower = name.to_ascii_lowercase();
+        if lower.starts_with("datafusion.") {
+            super::settings::check_datafusion_option(name, value)
+                .map_err(|(code, message)| pg_error(code, message))?;
+        }
+        let ctx = self.session().await?;
+        let value = if value.eq_ignore_ascii_case("default") {
+            self.base_option(&lower).unwrap_or_default()
+        } else {
+            value.to_string()
+        };
+        ctx.state_ref()
+            .write()
+            .config_mut()
+            .options_mut()
+            .set(&lower, &value)
+            .map_err(|e| {
+                pg_error(
+                    errors::INVALID_PARAMETER_VALUE,
+                    format!("invalid value for parameter \"{name}\": {}", first_line(&e)),
+                )
+            })
+    }
+
+    /// The server's value of an engine option, which RESET returns to.
+    fn base_option(&self, key: &str) -> Option<String> {
+        self.shared
+            .base()
+            .ctx
+            .state()
+            .config_options()
+            .entries()
+            .into_iter()
+            .find(|e| e.key.eq_ignore_ascii_case(key))
+            .and_then(|e| e.value)
+    }
+
+    /// `RESET name` / `RESET ALL`.
+    async fn run_reset<C>(&self, client: &mut C, p: &Prepared) -> PgWireResult<Response>
+    where
+        C: futures::Sink<pgwire::messages::PgWireBackendMessage> + Unpin + Send,
+        PgWireError: From<<C as futures::Sink<pgwire::messages::PgWireBackendMessage>>::Error>,
+    {
+        use futures::SinkExt;
+        let Some(Statement::Reset(reset)) = &p.statement else {
+            return Ok(Response::Execution(Tag::new("RESET")));
+        };
+        let names: Vec<String> = match &reset.reset {
+            Reset::ALL => {
+                let ctx = self.session().await?;
+                let engine: Vec<String> = ctx
+                    .state()
+                    .config_options()
+                    .entries()
+                    .into_iter()
+                    .filter(|e| e.key.starts_with("rebuy."))
+                    .map(|e| e.key)
+                    .collect();
+                for key in engine {
+                    self.set_engine_option(&key, "default").await?;
+                }
+                let mut settings = self
+                    .settings
+                    .lock()
+                    .map_err(|_| pg_error(errors::INTERNAL_ERROR, "settings lock poisoned"))?;
+                settings.reset_all()
+            }
+            Reset::ConfigurationParameter(name) => {
+                let name = name.to_string();
+                let lower = name.to_ascii_lowercase();
+                if lower.starts_with("rebuy.") || lower.starts_with("datafusion.") {
+                    self.set_engine_option(&name, "default").await?;
+                    vec![]
+                } else {
+                    let mut settings = self.settings.lock().map_err(|_| {
+                        pg_error(errors::INTERNAL_ERROR, "settings lock poisoned")
+                    })?;
+                    settings.reset(&name).into_iter().collect()
+                }
+            }
+        };
+        let reports: Vec<(String, String)> = {
+            let settings = self.settings();
+            names
+                .into_iter()
+                .map(|n| {
+                    let v = settings.get(&n).unwrap_or("").to_string();
+                    (n, v)
+                })
+                .collect()
+        };
+        for (name, value) in reports {
+            client
+                .send(pgwire::messages::PgWireBackendMessage::ParameterStatus(
+                    pgwire::messages::startup::ParameterStatus::new(name, value),
+                ))
+                .await?;
+        }
+        Ok(Response::Execution(Tag::new("RESET")))
+    }
+
+    pub(super) fn in_transaction(&self) -> bool {
+        self.txn.lock().map(|t| t.open).unwrap_or(false)
+    }
+
+    /// Before a `SET LOCAL`: remembers the setting's value to restore at the end of the
+    /// transaction; false outside a transaction block.
+    async fn remember_for_transaction(&self, name: &str) -> PgWireResult<bool> {
+        let ctx = self.session().await?;
+        let current = super::pgcompat::setting_value(&ctx, &self.settings(), name);
+        let mut txn = self
+            .txn
+            .lock()
+            .map_err(|_| pg_error(errors::INTERNAL_ERROR, "transaction lock poisoned"))?;
+        if !txn.open {
+            return Ok(false);
+        }
+        if !txn.restore.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+            txn.restore.push((name.to_string(), current));
+        }
+        Ok(true)
+    }
+
+    /// COMMIT or ROLLBACK: `SET LOCAL` values are undone, cursors without HOLD close.
+    async fn end_transaction(&self) {
+        let restore = match self.txn.lock() {
+            Ok(mut t) => {
+                t.open = false;
+                std::mem::take(&mut t.restore)
+            }
+            Err(_) => vec![],
+        };
+        for (name, value) in restore {
+            let lower = name.to_ascii_lowercase();
+            if lower.starts_with("rebuy.") || lower.starts_with("datafusion.") {
+                let _ = self
+                    .set_engine_option(&name, value.as_deref().unwrap_or("default"))
+                    .await;
+            } else if let Ok(mut settings) = self.settings.lock() {
+                match value {
+                    Some(v) => {
+                        settings.set(&name, v);
+                    }
+                    None => {
+                        settings.reset(&name);
+                    }
+                }
+            }
+        }
+        if let Ok(mut cursors) = self.cursors.lock() {
+            cursors.end_transaction();
+        }
     }
 
     async fn run_show(&self, name: &str) -> PgWireResult<Response> {
@@ -959,7 +1178,7 @@ impl ConnState {
         self.batch_response(batch)
     }
 
-    fn batch_response(&self, batch: RecordBatch) -> PgWireResult<Response> {
+    pub(super) fn batch_response(&self, batch: RecordBatch) -> PgWireResult<Response> {
         let fields = Arc::new(
             datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields(
                 &batch.schema(),
@@ -1025,13 +1244,12 @@ impl ConnState {
         let ctx = self.session().await?;
         let stream = self.execute(&ctx, plan).await?;
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
-        let fields = Arc::new(
-            datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields(
-                &wire_schema(&stream.schema()),
-                &Format::UnifiedText,
-                Some(options),
-            )?,
-        );
+        let fields = Arc::new(pg_fields(
+            &stream.schema(),
+            &Format::UnifiedText,
+            Some(options),
+            None,
+        )?);
         let columns = fields.len();
         let header = spec.header.then(|| {
             let names: Vec<Option<Vec<u8>>> = fields
@@ -1100,6 +1318,15 @@ impl Drop for BusyGuard {
     }
 }
 
+/// `MOVE …` as the `FETCH …` whose rows it counts (the SQL parser knows only FETCH).
+fn move_as_fetch(sql: &str) -> Option<String> {
+    let trimmed = sql.trim_start();
+    let word = trimmed.get(..4)?;
+    let after = trimmed[4..].chars().next()?;
+    (word.eq_ignore_ascii_case("move") && after.is_whitespace())
+        .then(|| format!("FETCH{}", &trimmed[4..]))
+}
+
 fn values_is_empty(values: &ParamValues) -> bool {
     match values {
         ParamValues::List(l) => l.is_empty(),
@@ -1134,6 +1361,19 @@ fn show_column_name(name: &str) -> String {
 pub fn classify(s: &Statement) -> Kind {
     match s {
         Statement::Set(_) => Kind::Set,
+        Statement::Reset(_) => Kind::Reset,
+        Statement::Declare { stmts }
+            if stmts.len() == 1
+                && stmts[0].for_query.is_some()
+                && stmts[0].names.len() == 1 =>
+        {
+            Kind::Declare
+        }
+        Statement::Fetch { name, into: None, .. } => Kind::Fetch {
+            cursor: name.value.clone(),
+            moving: false,
+        },
+        Statement::Close { .. } => Kind::Close,
         Statement::ShowVariable { variable } => {
             let parts: Vec<String> = variable.iter().map(|v| v.value.clone()).collect();
             let dotted = parts.first().is_some_and(|f| {
@@ -1212,8 +1452,25 @@ pub fn parameter_types(plan: &LogicalPlan) -> PgWireResult<Vec<(Option<DataType>
     Ok(out)
 }
 
-pub fn result_fields(p: &Prepared, format: &Format) -> PgWireResult<Vec<FieldInfo>> {
+/// The columns a statement returns (RowDescription for Describe).
+pub fn result_fields(
+    conn: &ConnState,
+    p: &Prepared,
+    format: &Format,
+) -> PgWireResult<Vec<FieldInfo>> {
     match (&p.kind, &p.plan) {
+        (Kind::Fetch { cursor, moving: false }, _) => {
+            match conn.cursors.lock().ok().and_then(|c| c.schema(cursor)) {
+                Some((schema, binary, declared)) => pg_fields(
+                    &schema,
+                    if binary { &Format::UnifiedBinary } else { format },
+                    None,
+                    Some(&declared),
+                ),
+                None => Ok(vec![]),
+            }
+        }
+        (Kind::Declare, _) => Ok(vec![]),
         (Kind::Plan, Some(plan)) => {
             if matches!(
                 plan,
@@ -1221,9 +1478,11 @@ pub fn result_fields(p: &Prepared, format: &Format) -> PgWireResult<Vec<FieldInf
             ) {
                 return Ok(vec![]);
             }
-            let schema = wire_schema(&Arc::new(plan.schema().as_arrow().clone()));
-            datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields(
-                &schema, format, None,
+            pg_fields(
+                &Arc::new(plan.schema().as_arrow().clone()),
+                format,
+                None,
+                Some(&super::encode::declared_columns(plan)),
             )
         }
         (Kind::AsyncpgTypes, _) => Ok(super::asyncpg::fields(format)),

@@ -6,7 +6,11 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::logical_expr::{Expr, LogicalPlan};
 use pgwire::api::Type;
+use pgwire::api::portal::Format;
+use pgwire::api::results::FieldInfo;
+use pgwire::types::format::FormatOptions;
 use pgwire::error::PgWireResult;
 use pgwire::messages::data::DataRow;
 
@@ -36,8 +40,17 @@ pub(super) fn trim_fractions(row: DataRow, columns: &[usize]) -> DataRow {
         }
         value.drain(keep..digits_end);
     }
-    let mut data = bytes::BytesMut::with_capacity(row.data.len());
-    for f in &fields {
+    row_from_fields(&fields, row.field_count, row.data.len())
+}
+
+/// A DataRow of these field values (None: NULL).
+pub(super) fn row_from_fields(
+    fields: &[Option<Vec<u8>>],
+    field_count: i16,
+    capacity: usize,
+) -> DataRow {
+    let mut data = bytes::BytesMut::with_capacity(capacity);
+    for f in fields {
         match f {
             None => data.extend_from_slice(&(-1i32).to_be_bytes()),
             Some(v) => {
@@ -46,7 +59,7 @@ pub(super) fn trim_fractions(row: DataRow, columns: &[usize]) -> DataRow {
             }
         }
     }
-    DataRow::new(data, row.field_count)
+    DataRow::new(data, field_count)
 }
 
 /// Splits a text-format DataRow into its fields.
@@ -71,20 +84,111 @@ pub(super) fn row_fields(row: &DataRow) -> Vec<Option<Vec<u8>>> {
     fields
 }
 
-/// Structs travel as JSON text (PostgreSQL clients have no generic composite decoder).
+/// The type an Arrow type travels as. Structs and maps as JSON text (PostgreSQL clients have
+/// no generic composite decoder); unsigned integers (`row_number()`, `rank()`) as the signed
+/// type PostgreSQL gives them, not `numeric`; an untyped NULL as text, as PostgreSQL resolves
+/// an unknown result column.
+fn wire_type(t: &DataType) -> Option<DataType> {
+    Some(match t {
+        DataType::Struct(_) | DataType::Map(_, _) | DataType::Null => DataType::Utf8,
+        // Exact text at the column's scale (`0.00`), for any precision up to 76 digits; binary
+        // values are made from it (see super::numeric), which the encoder underneath cannot
+        // do past 28 digits.
+        DataType::Decimal128(_, _) | DataType::Decimal256(_, _) => DataType::Utf8,
+        DataType::UInt8 => DataType::Int16,
+        DataType::UInt16 => DataType::Int32,
+        DataType::UInt32 | DataType::UInt64 => DataType::Int64,
+        _ => return None,
+    })
+}
+
+/// The schema rows are encoded with: wire types, and the names clients see.
 pub(super) fn wire_schema(schema: &SchemaRef) -> Schema {
+    wire_schema_with(schema, wire_type)
+}
+
+/// The schema RowDescription is made from: as [`wire_schema`], but numerics stay numerics.
+fn described_schema(schema: &SchemaRef) -> Schema {
+    wire_schema_with(schema, |t| match t {
+        DataType::Decimal128(_, _) | DataType::Decimal256(_, _) => None,
+        other => wire_type(other),
+    })
+}
+
+fn wire_schema_with(schema: &SchemaRef, map: impl Fn(&DataType) -> Option<DataType>) -> Schema {
     Schema::new(
         schema
             .fields()
             .iter()
-            .map(|f| match f.data_type() {
-                DataType::Struct(_) | DataType::Map(_, _) => {
-                    Field::new(f.name(), DataType::Utf8, f.is_nullable())
+            .map(|f| {
+                let name = crate::sql::output_name(f.name());
+                match map(f.data_type()) {
+                    Some(t) => Field::new(name, t, f.is_nullable()),
+                    None => f.as_ref().clone().with_name(name),
                 }
-                _ => f.as_ref().clone(),
             })
             .collect::<Vec<_>>(),
     )
+}
+
+/// RowDescription for `schema`: PostgreSQL's types, and for a `numeric(p,s)` column its
+/// precision and scale as the type modifier (`((p << 16) | s) + 4`), which pgjdbc's
+/// `getPrecision`/`getScale` and SQLAlchemy read. A DataFusion result widened to 38 digits
+/// (sums, averages) has no declared precision, as in PostgreSQL; nor, when `declared` says
+/// which columns are a table's or an explicit cast's (see [`declared_columns`]), do the others.
+pub(super) fn pg_fields(
+    schema: &SchemaRef,
+    format: &Format,
+    options: Option<Arc<FormatOptions>>,
+    declared: Option<&[bool]>,
+) -> PgWireResult<Vec<FieldInfo>> {
+    let wire = described_schema(schema);
+    let fields = datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields(
+        &wire, format, options,
+    )?;
+    Ok(fields
+        .into_iter()
+        .zip(wire.fields().iter())
+        .enumerate()
+        .map(|(i, (info, field))| match field.data_type() {
+            DataType::Decimal128(p, s) | DataType::Decimal256(p, s)
+                if *p < 38 && *s >= 0 && declared.is_none_or(|d| d.get(i) == Some(&true)) =>
+            {
+                info.with_type_modifier(((i32::from(*p) << 16) | i32::from(*s as u8)) + 4)
+            }
+            _ => info,
+        })
+        .collect())
+}
+
+/// Which result columns of `plan` have a declared type PostgreSQL would report with its
+/// modifier: a table's column (qualified by its table) or an explicit cast. Constants,
+/// aggregates and arithmetic have none (`max(amount)` is plain `numeric` in PostgreSQL).
+pub(super) fn declared_columns(plan: &LogicalPlan) -> Vec<bool> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    // Output names of explicit casts anywhere in the plan (a sort or limit above the
+    // projection passes them on as plain columns).
+    let mut cast_names: Vec<String> = Vec::new();
+    let _ = plan.apply(|node| {
+        if let LogicalPlan::Projection(p) = node {
+            for (e, field) in p.expr.iter().zip(p.schema.fields()) {
+                if matches!(
+                    e.clone().unalias_nested().data,
+                    Expr::Cast(_) | Expr::TryCast(_)
+                ) {
+                    cast_names.push(field.name().clone());
+                }
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    let schema = plan.schema();
+    (0..schema.fields().len())
+        .map(|i| {
+            let (qualifier, field) = schema.qualified_field(i);
+            qualifier.is_some() || cast_names.iter().any(|n| n == field.name())
+        })
+        .collect()
 }
 
 /// The name of a time zone the way the engine knows it (IANA names in any case, `UTC`,
@@ -183,16 +287,21 @@ pub(super) fn to_wire_batch(batch: RecordBatch) -> PgWireResult<RecordBatch> {
     if !schema
         .fields()
         .iter()
-        .any(|f| matches!(f.data_type(), DataType::Struct(_) | DataType::Map(_, _)))
+        .any(|f| wire_type(f.data_type()).is_some())
     {
         return Ok(batch);
     }
     let mut columns = Vec::with_capacity(batch.num_columns());
     for (field, column) in schema.fields().iter().zip(batch.columns()) {
-        if matches!(field.data_type(), DataType::Struct(_) | DataType::Map(_, _)) {
-            columns.push(json_column(field, column)?);
-        } else {
-            columns.push(column.clone());
+        match field.data_type() {
+            DataType::Struct(_) | DataType::Map(_, _) => columns.push(json_column(field, column)?),
+            t => match wire_type(t) {
+                Some(to) => columns.push(
+                    datafusion::arrow::compute::cast(column, &to)
+                        .map_err(|e| pg_error(errors::INTERNAL_ERROR, e.to_string()))?,
+                ),
+                None => columns.push(column.clone()),
+            },
         }
     }
     RecordBatch::try_new(Arc::new(wire_schema(&schema)), columns)

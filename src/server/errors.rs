@@ -21,11 +21,12 @@ pub const DIVISION_BY_ZERO: &str = "22012";
 pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
 pub const DATATYPE_MISMATCH: &str = "42804";
 pub const INTERNAL_ERROR: &str = "XX000";
-pub const STATEMENT_TOO_COMPLEX: &str = "54001";
 pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
 pub const TOO_MANY_CONNECTIONS: &str = "53300";
 pub const INVALID_PASSWORD: &str = "28P01";
 pub const INVALID_AUTHORIZATION: &str = "28000";
+pub const CARDINALITY_VIOLATION: &str = "21000";
+pub const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";
 
 /// An ERROR-severity response with `code`.
 pub fn pg_error(code: &str, message: impl Into<String>) -> PgWireError {
@@ -68,6 +69,10 @@ pub fn sqlstate(error: &DataFusionError) -> &'static str {
     let lower = text.to_ascii_lowercase();
     if lower.contains("no field named") {
         UNDEFINED_COLUMN
+    } else if lower.contains("scalar subquery returned more than one row") {
+        CARDINALITY_VIOLATION
+    } else if lower.contains("can't cast value") && lower.contains("to type int") {
+        NUMERIC_VALUE_OUT_OF_RANGE
     } else if (lower.contains("table")
         && (lower.contains("not found") || lower.contains("doesn't exist")))
         || lower.contains("no table named")
@@ -134,6 +139,9 @@ fn postgres_message(code: &str, message: String) -> String {
             }
             None => message,
         },
+        CARDINALITY_VIOLATION => {
+            "more than one row returned by a subquery used as an expression".to_string()
+        }
         _ => message,
     }
 }
@@ -194,6 +202,10 @@ mod tests {
         assert_eq!(code_of("SELECT * FROM nope").await, UNDEFINED_TABLE);
         assert_eq!(code_of("SELECT nope FROM t").await, UNDEFINED_COLUMN);
         assert_eq!(code_of("SELECT no_such_fn(1)").await, UNDEFINED_FUNCTION);
+        assert_eq!(
+            code_of("SELECT (SELECT a FROM (VALUES (1), (2)) v(a))").await,
+            CARDINALITY_VIOLATION
+        );
         assert_eq!(
             code_of("SELECT rfm_segment(9, 1, 1)").await,
             INVALID_PARAMETER_VALUE

@@ -191,8 +191,8 @@ impl QueryParser for Parser {
         }
         let mut p = statements.remove(0);
         self.conn.check_allowed(&p)?;
-        if let (Kind::Plan, Some(statement)) = (&p.kind, &p.statement) {
-            p.plan = Some(self.conn.plan(statement, types).await?);
+        if let Some(statement) = p.query_to_plan() {
+            p.plan = Some(self.conn.plan(&statement, types).await?);
         }
         Ok(Some(p))
     }
@@ -215,7 +215,7 @@ impl QueryParser for Parser {
         stmt: &Self::Statement,
         column_format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
-        conn::result_fields(stmt, column_format.unwrap_or(&Format::UnifiedText))
+        conn::result_fields(&self.conn, stmt, column_format.unwrap_or(&Format::UnifiedText))
     }
 }
 
@@ -473,6 +473,41 @@ impl ExtendedQueryHandler for QueryHandler {
         outcome
     }
 
+    /// As pgwire's, and a portal named after an open cursor is that cursor (psycopg 3 asks
+    /// for a named cursor's columns with Describe Portal).
+    async fn on_describe<C>(
+        &self,
+        client: &mut C,
+        message: pgwire::messages::extendedquery::Describe,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if message.target_type == pgwire::messages::extendedquery::TARGET_TYPE_BYTE_PORTAL
+            && let Some(name) = message.name.as_deref()
+            && client.portal_store().get_portal(name).is_none()
+            && let Some((schema, binary, declared)) =
+                self.conn.cursors.lock().ok().and_then(|c| c.schema(name))
+        {
+            let format = if binary {
+                Format::UnifiedBinary
+            } else {
+                Format::UnifiedText
+            };
+            let fields = super::encode::pg_fields(&schema, &format, None, Some(&declared))?;
+            pgwire::api::query::send_describe_response(
+                client,
+                &DescribePortalResponse::new(fields),
+            )
+            .await?;
+            return Ok(());
+        }
+        self._on_describe(client, message).await
+    }
+
     async fn do_describe_statement<C>(
         &self,
         _client: &mut C,
@@ -501,7 +536,7 @@ impl ExtendedQueryHandler for QueryHandler {
                 .collect(),
             None => vec![],
         };
-        let fields = conn::result_fields(p, &Format::UnifiedText)?;
+        let fields = conn::result_fields(&self.conn, p, &Format::UnifiedText)?;
         Ok(DescribeStatementResponse::new(params, fields))
     }
 
@@ -517,7 +552,7 @@ impl ExtendedQueryHandler for QueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let fields =
-            conn::result_fields(&portal.statement.statement, &portal.result_column_format)?;
+            conn::result_fields(&self.conn, &portal.statement.statement, &portal.result_column_format)?;
         Ok(DescribePortalResponse::new(fields))
     }
 }

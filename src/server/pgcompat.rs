@@ -341,12 +341,27 @@ impl ScalarUDFImpl for SetConfig {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let name = scalar_text(&args.args[0]);
         let value = scalar_text(&args.args[1]);
-        if let (Some(name), Some(value)) = (&name, &value)
-            && let Ok(mut s) = self.settings.lock()
-        {
-            s.set(name, value.clone());
+        let (Some(name), Some(value)) = (name, value) else {
+            return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)));
+        };
+        let lower = name.to_ascii_lowercase();
+        if lower.starts_with("rebuy.") || lower.starts_with("datafusion.") {
+            // Those live in the query's own session, which a function cannot change.
+            return Err(crate::functions::FunctionError::InvalidSetting(format!(
+                "set_config() cannot change \"{name}\": use SET {name} = …"
+            ))
+            .into());
         }
-        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(value)))
+        let value = super::settings::checked_value(&name, &value)
+            .map_err(|(_, message)| crate::functions::FunctionError::InvalidSetting(message))?;
+        if let Ok(mut s) = self.settings.lock() {
+            if value.eq_ignore_ascii_case("default") {
+                s.reset(&name);
+            } else {
+                s.set(&name, value.clone());
+            }
+        }
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(value))))
     }
 }
 

@@ -68,6 +68,9 @@ fn defaults() -> Vec<(&'static str, String)> {
 #[derive(Debug, Clone)]
 pub struct Settings {
     values: BTreeMap<String, (String, String)>,
+    /// Defaults the server's configuration gives (`statement_timeout_ms`), which `RESET`
+    /// returns to, as PostgreSQL's return to postgresql.conf.
+    server_defaults: BTreeMap<String, String>,
 }
 
 impl Settings {
@@ -76,7 +79,17 @@ impl Settings {
         for (k, v) in defaults() {
             values.insert(k.to_ascii_lowercase(), (k.to_string(), v));
         }
-        Settings { values }
+        Settings {
+            values,
+            server_defaults: BTreeMap::new(),
+        }
+    }
+
+    /// Sets `name` and makes `value` what RESET returns it to.
+    pub fn set_default(&mut self, name: &str, value: String) {
+        self.server_defaults
+            .insert(canonical_key(name), value.clone());
+        self.set(name, value);
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
@@ -100,12 +113,24 @@ impl Settings {
             .then_some(display)
     }
 
+    /// Back to the default; a setting with none (one a client made up) is forgotten.
     pub fn reset(&mut self, name: &str) -> Option<String> {
         let key = canonical_key(name);
-        let default = defaults()
+        let Some((display, builtin)) = defaults()
             .into_iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(&key))?;
-        self.set(default.0, default.1)
+            .find(|(k, _)| k.eq_ignore_ascii_case(&key))
+        else {
+            self.values.remove(&key);
+            return None;
+        };
+        let value = self.server_defaults.get(&key).cloned().unwrap_or(builtin);
+        self.set(display, value)
+    }
+
+    /// `RESET ALL`: every setting back to its default; the names to report to the client.
+    pub fn reset_all(&mut self) -> Vec<String> {
+        let keys: Vec<String> = self.values.keys().cloned().collect();
+        keys.iter().filter_map(|k| self.reset(k)).collect()
     }
 
     pub fn all(&self) -> impl Iterator<Item = (&str, &str)> {
@@ -184,6 +209,29 @@ pub fn check_datafusion_option(name: &str, value: &str) -> Result<(), (&'static 
     }
 }
 
+/// `value` as it is stored for the PostgreSQL setting `name`, or the error PostgreSQL gives
+/// for it. `SET` and `set_config()` both check here, so neither accepts what the other refuses
+/// (`set_config('statement_timeout', 'soon', false)` used to switch the timeout off).
+pub fn checked_value(name: &str, value: &str) -> Result<String, (&'static str, String)> {
+    let invalid = || {
+        (
+            super::errors::INVALID_PARAMETER_VALUE,
+            format!("invalid value for parameter \"{name}\": \"{value}\""),
+        )
+    };
+    if value.eq_ignore_ascii_case("default") {
+        return Ok(value.to_string());
+    }
+    match canonical_key(name).as_str() {
+        "timezone" if value.eq_ignore_ascii_case("local") => Ok("default".to_string()),
+        "timezone" => super::encode::canonical_time_zone(value).ok_or_else(invalid),
+        "statement_timeout" | "lock_timeout" | "idle_in_transaction_session_timeout" => {
+            parse_duration_ms(value).map(|_| value.to_string()).ok_or_else(invalid)
+        }
+        _ => Ok(value.to_string()),
+    }
+}
+
 /// PostgreSQL time values: a bare number is milliseconds; units us, ms, s, min, h, d.
 pub fn parse_duration_ms(text: &str) -> Option<u64> {
     let t = text.trim().trim_matches('\'').trim();
@@ -207,6 +255,28 @@ pub fn parse_duration_ms(text: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn set_and_set_config_check_values_alike() {
+        assert!(checked_value("statement_timeout", "soon").is_err());
+        assert_eq!(checked_value("statement_timeout", "3s").unwrap(), "3s");
+        assert!(checked_value("TimeZone", "Mars/Olympus").is_err());
+        assert_eq!(checked_value("timezone", "utc").unwrap(), "UTC");
+    }
+
+    #[test]
+    fn reset_returns_to_the_server_default() {
+        let mut s = Settings::new();
+        s.set_default("statement_timeout", "30000".into());
+        s.set("statement_timeout", "5s".into());
+        s.set("application_name", "x".into());
+        s.set("my.custom", "1".into());
+        s.reset("statement_timeout");
+        assert_eq!(s.get("statement_timeout"), Some("30000"));
+        s.reset_all();
+        assert_eq!(s.get("application_name"), Some(""));
+        assert_eq!(s.get("my.custom"), None);
+    }
 
     #[test]
     fn timeouts_parse_like_postgres() {

@@ -84,6 +84,21 @@ public class JdbcCheck {
                 require(types > 10, "types " + types);
                 require(md.getDatabaseProductVersion().startsWith("16"), "version " + md.getDatabaseProductVersion());
             });
+            check(c, "ResultSetMetaData: int4 constants, numeric precision and scale", conn -> {
+                try (Statement s = conn.createStatement();
+                     ResultSet rs = s.executeQuery(
+                         "SELECT 1 AS one, count(*) AS n, amount, CAST(amount AS float8) AS amount FROM orders GROUP BY amount LIMIT 1")) {
+                    ResultSetMetaData md = rs.getMetaData();
+                    require(md.getColumnType(1) == Types.INTEGER, "constant type " + md.getColumnTypeName(1));
+                    require(md.getColumnType(2) == Types.BIGINT, "count type " + md.getColumnTypeName(2));
+                    require(md.getColumnType(3) == Types.NUMERIC, "amount type " + md.getColumnTypeName(3));
+                    require(md.getPrecision(3) == 18 && md.getScale(3) == 2,
+                        "amount precision/scale " + md.getPrecision(3) + "," + md.getScale(3));
+                    require(md.getColumnLabel(4).equals("amount") && md.getColumnType(4) == Types.DOUBLE,
+                        "repeated name " + md.getColumnLabel(4));
+                    require(rs.next() && rs.getInt(1) == 1, "value");
+                }
+            });
             check(c, "errors with SQLSTATE", conn -> {
                 try (Statement s = conn.createStatement()) {
                     s.executeQuery("SELECT * FROM nope");

@@ -20,6 +20,15 @@ async function main() {
     const r = await client.query("SELECT segment, COUNT(*) AS n FROM customer_rfm GROUP BY segment ORDER BY segment");
     assert(r.rows.length > 0, 'segments');
   });
+  await check('int4 constants and counts are numbers, numerics exact strings', async () => {
+    const r = await client.query('SELECT 1 AS one, 1 + 1 AS two, CAST(7 AS int) AS seven FROM orders LIMIT 1');
+    assert(r.rows[0].one === 1 && r.rows[0].two === 2 && r.rows[0].seven === 7,
+      `numbers, got ${JSON.stringify(r.rows[0])}`);
+    assert(r.fields.every((f) => f.dataTypeID === 23), `int4 oids, got ${r.fields.map((f) => f.dataTypeID)}`);
+    const big = await client.query('SELECT 10000000000000000.00 AS b, amount FROM orders ORDER BY order_id LIMIT 1');
+    assert(big.rows[0].b === '10000000000000000.00', `numeric text ${big.rows[0].b}`);
+    assert(big.fields[1].dataTypeModifier === ((18 << 16) | 2) + 4, `typmod ${big.fields[1].dataTypeModifier}`);
+  });
   await check('error codes', async () => {
     try { await client.query('SELECT nope FROM orders'); throw new Error('no error'); }
     catch (e) { assert(e.code === '42703', `code ${e.code}`); }

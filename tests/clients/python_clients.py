@@ -170,6 +170,100 @@ def _():
                 assert rows, f"{name}: no rows"
 
 
+@check("psycopg 3: named (server-side) cursor reads a result in steps")
+def _():
+    import psycopg
+    with psycopg.connect(DSN) as conn:
+        total = conn.execute("SELECT count(*) FROM orders").fetchone()[0]
+        with conn.cursor(name="orders_in_steps") as cur:
+            cur.itersize = 250
+            cur.execute("SELECT order_id, amount FROM orders WHERE amount > %s ORDER BY order_id", (0,))
+            assert [d.name for d in cur.description] == ["order_id", "amount"], cur.description
+            first = cur.fetchmany(10)
+            assert len(first) == 10 and first[0][0] < first[1][0], first[:2]
+            rest = list(cur)
+        assert len(first) + len(rest) == conn.execute(
+            "SELECT count(*) FROM orders WHERE amount > 0").fetchone()[0] <= total
+        conn.rollback()
+
+
+@check("psycopg2: named cursor (pandas chunksize, Superset)")
+def _():
+    import psycopg2
+    conn = psycopg2.connect(DSN)
+    try:
+        cur = conn.cursor(name="chunks")
+        cur.itersize = 100
+        cur.execute("SELECT customer_id FROM customers ORDER BY customer_id")
+        ids = [r[0] for r in cur]
+        cur.close()
+        plain = conn.cursor()
+        plain.execute("SELECT count(*) FROM customers")
+        assert len(ids) == plain.fetchone()[0] and ids == sorted(ids)
+        conn.commit()
+    finally:
+        conn.close()
+
+
+@check("psycopg: types as PostgreSQL reports them (int4 constants, numeric typmod, timestamptz)")
+def _():
+    import decimal
+    import psycopg
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        cur = conn.execute("SELECT 1 AS one, count(*) AS n, true AS t FROM orders")
+        assert [c.type_code for c in cur.description] == [23, 20, 16], cur.description
+        cur = conn.execute("SELECT amount FROM orders LIMIT 1")
+        d = cur.description[0]
+        assert (d.type_code, d.precision, d.scale) == (1700, 18, 2), d
+        cur = conn.execute("SELECT CAST('2024-03-05 10:20:30+00' AS timestamptz) AS t")
+        assert cur.description[0].type_code == 1184
+        assert cur.fetchone()[0] == datetime.datetime(2024, 3, 5, 10, 20, 30, tzinfo=datetime.timezone.utc)
+        big = conn.execute("SELECT 10000000000000000.00 AS b, 123456789012345678901234567890 AS c").fetchone()
+        assert big == (decimal.Decimal("10000000000000000.00"), decimal.Decimal("123456789012345678901234567890")), big
+        row = conn.execute("SELECT %s::numeric AS p", (decimal.Decimal("1234.56"),), binary=True).fetchone()
+        # Equal in value; PostgreSQL would also keep the scale sent (1234.56), rebuy gives the
+        # engine's default numeric scale (1234.5600000000): not yet as PostgreSQL.
+        assert row[0] == decimal.Decimal("1234.56"), row
+        # PostgreSQL's error for a scalar subquery of several rows.
+        try:
+            conn.execute("SELECT (SELECT order_id FROM orders)")
+            raise AssertionError("several rows from a scalar subquery were accepted")
+        except psycopg.Error as e:
+            assert e.sqlstate == "21000", e.sqlstate
+        # SET and set_config validate alike; RESET returns to the default.
+        for sql in ("SET statement_timeout = 'soon'",
+                    "SELECT set_config('statement_timeout', 'soon', false)"):
+            try:
+                conn.execute(sql)
+                raise AssertionError(f"accepted: {sql}")
+            except psycopg.Error as e:
+                assert e.sqlstate == "22023", (sql, e.sqlstate)
+        conn.execute("SET statement_timeout = '5s'")
+        conn.execute("RESET statement_timeout")
+        assert conn.execute("SHOW statement_timeout").fetchone()[0] == "0"
+
+
+@check("asyncpg: aware datetimes and Decimal as parameters")
+async def _():
+    import decimal
+    import asyncpg
+    conn = await asyncpg.connect(host="127.0.0.1", port=PORT, user="analyst", database="rebuy")
+    try:
+        when = datetime.datetime(2026, 6, 1, tzinfo=datetime.timezone.utc)
+        n = await conn.fetchval("SELECT count(*) FROM orders WHERE order_ts >= $1", when)
+        m = await conn.fetchval("SELECT count(*) FROM orders WHERE order_ts >= $1::timestamptz", when)
+        assert n == m and n > 0, (n, m)
+        naive = datetime.datetime(2026, 6, 1, 10, 0)
+        assert await conn.fetchval("SELECT $1::timestamp", naive) == naive
+        value = await conn.fetchval("SELECT $1::numeric", decimal.Decimal("1234.56"))
+        assert value == decimal.Decimal("1234.56"), value
+        assert await conn.fetchval("SELECT 1") == 1
+        zero = await conn.fetchval("SELECT discount FROM orders WHERE discount = 0 LIMIT 1")
+        assert str(zero) == "0.00", zero
+    finally:
+        await conn.close()
+
+
 if failures:
     print(f"{len(failures)} Python client check(s) failed: {failures}")
     sys.exit(1)

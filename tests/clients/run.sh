@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The client suite: serves a copy of the fixture warehouse with `rebuy serve` and checks it
-# with psql, psycopg 3, asyncpg, SQLAlchemy, pgjdbc and node-postgres, then with TLS
+# with psql, psycopg 3, psycopg2, asyncpg, SQLAlchemy, pgjdbc and node-postgres, then with TLS
 # (sslmode=require). Installs the clients it needs. Usage: tests/clients/run.sh [REBUY_BINARY]
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -12,8 +12,8 @@ cleanup() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; wait 2>/dev/
 trap cleanup EXIT
 
 # --- clients -------------------------------------------------------------------------------
-python3 -c 'import psycopg, asyncpg, sqlalchemy' 2>/dev/null ||
-  python3 -m pip install -q "psycopg[binary]>=3.2" "asyncpg>=0.29" "sqlalchemy>=2.0"
+python3 -c 'import psycopg, psycopg2, asyncpg, sqlalchemy' 2>/dev/null ||
+  python3 -m pip install -q "psycopg[binary]>=3.2" "psycopg2-binary>=2.9" "asyncpg>=0.29" "sqlalchemy>=2.0"
 JDBC_JAR=/usr/share/java/postgresql.jar
 if [ ! -f "$JDBC_JAR" ]; then
   (apt-get update -qq && apt-get install -y -qq libpostgresql-jdbc-java >/dev/null) ||
