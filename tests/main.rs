@@ -6,6 +6,7 @@ mod common;
 mod cli;
 mod crash;
 mod export;
+mod fidelity;
 mod ingest;
 mod object_store;
 mod security;

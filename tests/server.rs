@@ -202,7 +202,8 @@ async fn binary_and_text_values_of_every_type() {
                CAST(7000000000 AS BIGINT) AS i8, CAST(1.5 AS REAL) AS f4, CAST(2.25 AS DOUBLE) AS f8, \
                'héllo' AS t, DATE '2026-07-01' AS d, TIMESTAMP '2026-07-01 12:34:56' AS ts, \
                to_timestamp_seconds(1782909296) AT TIME ZONE 'UTC' AS tstz, \
-               make_array(1.5, 2.5) AS arr, named_struct('r', 1.5, 'alpha', 2.0) AS model";
+               make_array(CAST(1.5 AS DOUBLE), CAST(2.5 AS DOUBLE)) AS arr, \
+               named_struct('r', CAST(1.5 AS DOUBLE), 'alpha', CAST(2.0 AS DOUBLE)) AS model";
     let row = client.query_one(sql, &[]).await.unwrap();
     assert!(row.get::<_, bool>("b"));
     assert_eq!(row.get::<_, i16>("i2"), 7);

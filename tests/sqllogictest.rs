@@ -93,7 +93,10 @@ impl sqllogictest::AsyncDB for Rebuy {
         // As `rebuy query` and the server read SQL (see rebuy::sql), one statement per record.
         let mut statements = rebuy::sql::parse(sql).map_err(|e| SltError(e.to_string()))?;
         if statements.len() != 1 {
-            return Err(SltError(format!("one statement per record, not {}", statements.len())));
+            return Err(SltError(format!(
+                "one statement per record, not {}",
+                statements.len()
+            )));
         }
         let plan = self
             .ctx

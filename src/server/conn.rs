@@ -7,30 +7,26 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::common::ParamValues;
-use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
-use datafusion::sql::sqlparser::ast::{
-    ContextModifier, CopySource, CopyTarget, Expr, Reset, Set, Statement,
-};
+use datafusion::sql::sqlparser::ast::Statement;
 use futures::StreamExt;
 use pgwire::api::Type;
 use pgwire::api::portal::Format;
-use pgwire::api::results::{CopyResponse, FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::results::{FieldInfo, QueryResponse, Response};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::data::DataRow;
 use pgwire::types::format::FormatOptions;
 use tokio::sync::Notify;
 
 use super::config::Role;
-use super::copy::{CopySpec, copy_lines};
 use super::encode::{
     canonical_time_zone, pg_fields, pg_to_arrow, sql_type_name, to_wire_batch, trim_fractions,
     zoned_as_text,
@@ -39,13 +35,6 @@ use super::errors::{self, pg_error};
 use super::held::HeldKind;
 use super::settings::Settings;
 use super::shared::Shared;
-
-/// Building the parser parses its token rewrite tables: done once.
-static PARSER: std::sync::LazyLock<
-    datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser,
-> = std::sync::LazyLock::new(
-    datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser::new,
-);
 
 pub struct ConnState {
     pub shared: Arc<Shared>,
@@ -72,69 +61,17 @@ pub struct ConnState {
     /// What the client keeps on the server between messages: named prepared statements
     /// (their SQL's size) and named portals (their parameters' size).
     held: Mutex<super::held::Held>,
-    /// Open cursors (see [`super::cursor`]).
-    pub cursors: Mutex<super::cursor::Cursors>,
+    /// Open cursors (see [`super::held::Cursors`]).
+    pub cursors: Mutex<super::held::Cursors>,
     /// Whether a transaction block is open, and the `SET LOCAL` values to undo at its end.
-    txn: Mutex<Txn>,
+    pub(super) txn: Mutex<Txn>,
 }
 
 #[derive(Default)]
-struct Txn {
-    open: bool,
+pub(super) struct Txn {
+    pub(super) open: bool,
     /// Setting name and the value before the first `SET LOCAL` of it.
-    restore: Vec<(String, Option<String>)>,
-}
-
-/// What a statement turns into before it runs.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Kind {
-    /// Planned by DataFusion (queries, and for admins DDL/DML).
-    Plan,
-    Set,
-    Show(String),
-    Begin,
-    Commit,
-    Rollback,
-    /// Accepted and ignored, answered with this command tag.
-    NoOp(&'static str),
-    CopyOut,
-    /// DataFusion-only syntax (CREATE EXTERNAL TABLE, COPY ... TO 'path'): admins only.
-    DataFusionText,
-    /// asyncpg's type-introspection query, answered by [`super::asyncpg`].
-    AsyncpgTypes,
-    Reset,
-    /// `DECLARE … CURSOR FOR query`: the query is planned (with its parameters) as a query.
-    Declare,
-    /// `FETCH` (or `MOVE`, which counts rows without sending them) from a cursor.
-    Fetch { cursor: String, moving: bool },
-    Close,
-}
-
-/// A parsed statement, as kept for the extended protocol.
-#[derive(Debug, Clone)]
-pub struct Prepared {
-    pub sql: String,
-    pub statement: Option<Statement>,
-    pub kind: Kind,
-    pub plan: Option<LogicalPlan>,
-    /// [`Kind::DataFusionText`]: the statement as parsed once, with the PostgreSQL dialect
-    /// whatever the session's `datafusion.sql_parser.dialect`; the same parse is checked and
-    /// run.
-    pub df: Option<Box<DfStatement>>,
-}
-
-impl Prepared {
-    /// The query DataFusion plans for this statement: the statement itself, or a cursor's.
-    pub fn query_to_plan(&self) -> Option<Statement> {
-        match (&self.kind, &self.statement) {
-            (Kind::Plan, Some(s)) => Some(s.clone()),
-            (Kind::Declare, Some(Statement::Declare { stmts })) => stmts
-                .first()
-                .and_then(|d| d.for_query.clone())
-                .map(Statement::Query),
-            _ => None,
-        }
-    }
+    pub(super) restore: Vec<(String, Option<String>)>,
 }
 
 impl ConnState {
@@ -166,7 +103,7 @@ impl ConnState {
             startup_permit: Mutex::new(startup_permit),
             session_slot: Mutex::new(None),
             held: Mutex::new(super::held::Held::default()),
-            cursors: Mutex::new(super::cursor::Cursors::default()),
+            cursors: Mutex::new(super::held::Cursors::default()),
             txn: Mutex::new(Txn::default()),
         })
     }
@@ -234,7 +171,7 @@ impl ConnState {
 
     /// Starts a statement: clears what stopped the previous one and arms the timer that stops
     /// this one at its timeout.
-    fn start_statement(self: &Arc<Self>) {
+    pub(super) fn start_statement(self: &Arc<Self>) {
         self.canceled.store(false, Ordering::SeqCst);
         self.stop.begin_statement();
         let timer = self.statement_timeout().map(|t| {
@@ -388,132 +325,6 @@ impl ConnState {
         Ok(ctx)
     }
 
-    /// Parses SQL text into statements with the PostgreSQL-compatible parser. Text only
-    /// DataFusion understands (CREATE EXTERNAL TABLE, COPY TO a path) comes back as one
-    /// [`Kind::DataFusionText`] statement.
-    pub fn parse(&self, sql: &str) -> PgWireResult<Vec<Prepared>> {
-        if super::asyncpg::is_introspection(sql) {
-            return Ok(vec![Prepared {
-                sql: "asyncpg type introspection".to_string(),
-                statement: None,
-                kind: Kind::AsyncpgTypes,
-                plan: None,
-                df: None,
-            }]);
-        }
-        if let Some(fetch) = move_as_fetch(sql) {
-            let mut prepared = self.parse(&fetch)?;
-            for p in prepared.iter_mut() {
-                if let Kind::Fetch { moving, .. } = &mut p.kind {
-                    *moving = true;
-                }
-            }
-            return Ok(prepared);
-        }
-        // Analyst SQL is parsed as `rebuy query` parses it; a catalog statement again with the
-        // catalog-compatible parser, and then rewritten for the engine (see super::rewrite).
-        let parsed = match crate::sql::parse_plain(sql) {
-            Ok(statements) => {
-                let single = statements.len() == 1;
-                Ok(statements
-                    .into_iter()
-                    .map(|s| {
-                        if !super::rewrite::reads_catalog(&s) {
-                            return s;
-                        }
-                        // The client's own text when it sent one statement (the compatible
-                        // parser reads spellings the printed AST no longer has).
-                        let text = if single { sql.to_string() } else { s.to_string() };
-                        match PARSER.parse(&super::rewrite::drop_regproc_casts(&text)) {
-                            Ok(mut again) if again.len() == 1 => again.remove(0),
-                            _ => s,
-                        }
-                    })
-                    .collect::<Vec<_>>())
-            }
-            Err(plain) => PARSER
-                .parse(&super::rewrite::drop_regproc_casts(sql))
-                .map_err(|_| plain),
-        };
-        match parsed {
-            Ok(statements) => Ok(statements
-                .into_iter()
-                .map(|mut s| {
-                    if super::rewrite::reads_catalog(&s) {
-                        super::rewrite::rewrite(&mut s);
-                    }
-                    crate::sql::shape(&mut s);
-                    s
-                })
-                .map(|s| Prepared {
-                    sql: s.to_string(),
-                    kind: classify(&s),
-                    statement: Some(s),
-                    plan: None,
-                    df: None,
-                })
-                .collect()),
-            Err(plain_err) => {
-                let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
-                if let Ok(mut df) =
-                    datafusion::sql::parser::DFParser::parse_sql_with_dialect(sql, &dialect)
-                    && df.len() == 1
-                    && matches!(
-                        df.front(),
-                        Some(
-                            DfStatement::CreateExternalTable(_)
-                                | DfStatement::CopyTo(_)
-                                | DfStatement::Explain(_)
-                        )
-                    )
-                {
-                    return Ok(vec![Prepared {
-                        sql: sql.to_string(),
-                        statement: None,
-                        kind: Kind::DataFusionText,
-                        plan: None,
-                        df: df.pop_front().map(Box::new),
-                    }]);
-                }
-                Err(pg_error(plain_err.sqlstate(), plain_err.to_string()))
-            }
-        }
-    }
-
-    /// Refuses what the user's role may not do.
-    pub fn check_allowed(&self, p: &Prepared) -> PgWireResult<()> {
-        let (_, role) = self.identity();
-        if role == Role::Admin {
-            return Ok(());
-        }
-        let refused = |what: &str| {
-            Err(pg_error(
-                errors::READ_ONLY_TRANSACTION,
-                format!("cannot execute {what} in a read-only transaction (role analyst)"),
-            ))
-        };
-        match (&p.kind, &p.statement) {
-            (Kind::DataFusionText, _) => Err(pg_error(
-                errors::INSUFFICIENT_PRIVILEGE,
-                "permission denied: reading or writing files and URLs needs the admin role",
-            )),
-            (Kind::Plan, Some(s)) => match s {
-                Statement::Query(_)
-                | Statement::Explain { .. }
-                | Statement::ExplainTable { .. }
-                | Statement::ShowTables { .. }
-                | Statement::ShowColumns { .. }
-                | Statement::ShowFunctions { .. } => Ok(()),
-                Statement::Copy { .. } => Err(pg_error(
-                    errors::INSUFFICIENT_PRIVILEGE,
-                    "permission denied: COPY to or from a file needs the admin role",
-                )),
-                other => refused(&statement_word(other)),
-            },
-            _ => Ok(()),
-        }
-    }
-
     /// Refuses a plan the user's role may not run (see [`super::access`]).
     pub fn check_plan(&self, plan: &LogicalPlan) -> PgWireResult<()> {
         let (_, role) = self.identity();
@@ -571,130 +382,6 @@ impl ConnState {
         let plan = planned.map_err(errors::from_datafusion)?;
         self.check_plan(&plan)?;
         Ok(plan)
-    }
-
-    /// Runs one statement and returns the response to send. `plan` is the extended protocol's
-    /// prepared plan (parameters already bound); the simple protocol plans here.
-    pub async fn run<C>(
-        self: &Arc<Self>,
-        client: &mut C,
-        p: &Prepared,
-        plan: Option<LogicalPlan>,
-        params: Option<&ParamValues>,
-        format: &Format,
-    ) -> PgWireResult<Response>
-    where
-        C: pgwire::api::ClientInfo
-            + futures::Sink<pgwire::messages::PgWireBackendMessage>
-            + Unpin
-            + Send,
-        PgWireError: From<<C as futures::Sink<pgwire::messages::PgWireBackendMessage>>::Error>,
-    {
-        // A cancel request that arrived between statements is for nothing that runs now.
-        self.start_statement();
-        self.check_allowed(p)?;
-        match &p.kind {
-            Kind::Set => self.run_set(client, p).await,
-            Kind::Reset => self.run_reset(client, p).await,
-            Kind::Show(name) => self.run_show(name).await,
-            Kind::Begin => {
-                if let Ok(mut t) = self.txn.lock() {
-                    t.open = true;
-                }
-                Ok(Response::TransactionStart(Tag::new("BEGIN")))
-            }
-            Kind::Commit => {
-                self.end_transaction().await;
-                Ok(Response::TransactionEnd(Tag::new("COMMIT")))
-            }
-            Kind::Rollback => {
-                self.end_transaction().await;
-                Ok(Response::TransactionEnd(Tag::new("ROLLBACK")))
-            }
-            Kind::Declare => super::cursor::declare(self, p, plan, params).await,
-            Kind::Fetch { cursor, moving } => {
-                super::cursor::fetch(self, client, p, cursor, *moving, format).await
-            }
-            Kind::Close => super::cursor::close(self, p),
-            Kind::NoOp(tag) => Ok(Response::Execution(Tag::new(tag))),
-            Kind::CopyOut => self.run_copy_out(p, client).await,
-            Kind::AsyncpgTypes => Err(pg_error(
-                errors::FEATURE_NOT_SUPPORTED,
-                "asyncpg's type introspection runs over the extended protocol only",
-            )),
-            Kind::DataFusionText => {
-                let Some(statement) = &p.df else {
-                    return Ok(Response::EmptyQuery);
-                };
-                let ctx = self.session().await?;
-                let state = ctx.state();
-                let plan = self
-                    .guarded(async {
-                        state
-                            .statement_to_plan(statement.as_ref().clone())
-                            .await
-                            .map_err(errors::from_datafusion)
-                    })
-                    .await?;
-                self.check_plan(&plan)?;
-                let stream = self.execute(&ctx, plan).await?;
-                self.drain(stream).await?;
-                Ok(Response::Execution(Tag::new("OK")))
-            }
-            Kind::Plan => {
-                let Some(statement) = &p.statement else {
-                    return Ok(Response::EmptyQuery);
-                };
-                let plan = match plan {
-                    Some(plan) => {
-                        self.check_plan(&plan)?;
-                        plan
-                    }
-                    None => self.plan(statement, &[]).await?,
-                };
-                let plan = match params {
-                    Some(values) if !values_is_empty(values) => plan
-                        .replace_params_with_values(values)
-                        .map_err(errors::from_datafusion)?,
-                    _ => plan,
-                };
-                let is_query = !matches!(
-                    plan,
-                    LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_)
-                ) && matches!(
-                    statement,
-                    Statement::Query(_)
-                        | Statement::Explain { .. }
-                        | Statement::ExplainTable { .. }
-                        | Statement::ShowTables { .. }
-                        | Statement::ShowColumns { .. }
-                        | Statement::ShowFunctions { .. }
-                );
-                let declared = super::encode::declared_columns(&plan);
-                let ctx = self.session().await?;
-                let stream = self.execute(&ctx, plan).await?;
-                if !is_query {
-                    let rows = self.drain(stream).await?;
-                    let word = statement_word(statement);
-                    let tag = match statement {
-                        Statement::Insert(_) => Tag::new("INSERT").with_oid(0).with_rows(rows),
-                        Statement::Update { .. } | Statement::Delete(_) => {
-                            Tag::new(&word).with_rows(rows)
-                        }
-                        _ => Tag::new(&word),
-                    };
-                    return Ok(Response::Execution(tag));
-                }
-                let format_options =
-                    Arc::new(FormatOptions::from_client_metadata(client.metadata()));
-                Ok(Response::Query(self.encode(
-                    stream,
-                    format,
-                    format_options,
-                    Some(&declared),
-                )?))
-            }
-        }
     }
 
     /// Runs `fut` as a query of this connection: counted as busy, stopped by a cancel request
@@ -757,7 +444,7 @@ impl ConnState {
         Ok(batches_as_stream(schema, batches))
     }
 
-    async fn drain(&self, mut stream: SendableRecordBatchStream) -> PgWireResult<usize> {
+    pub(super) async fn drain(&self, mut stream: SendableRecordBatchStream) -> PgWireResult<usize> {
         self.guarded(async move {
             let mut rows = 0usize;
             let mut count_column = None;
@@ -789,7 +476,12 @@ impl ConnState {
         options: Arc<FormatOptions>,
         declared: Option<&[bool]>,
     ) -> PgWireResult<QueryResponse> {
-        let fields = Arc::new(pg_fields(&stream.schema(), format, Some(options), declared)?);
+        let fields = Arc::new(pg_fields(
+            &stream.schema(),
+            format,
+            Some(options),
+            declared,
+        )?);
         Ok(QueryResponse::new(
             fields.clone(),
             self.rows(stream, fields),
@@ -797,7 +489,7 @@ impl ConnState {
     }
 
     /// Encoded rows of `stream`; the connection counts as busy until the stream is dropped.
-    fn rows(
+    pub(super) fn rows(
         self: &Arc<Self>,
         stream: SendableRecordBatchStream,
         fields: Arc<Vec<FieldInfo>>,
@@ -911,273 +603,6 @@ impl ConnState {
             .boxed()
     }
 
-    async fn run_set<C>(&self, client: &mut C, p: &Prepared) -> PgWireResult<Response>
-    where
-        C: futures::Sink<pgwire::messages::PgWireBackendMessage> + Unpin + Send,
-        PgWireError: From<<C as futures::Sink<pgwire::messages::PgWireBackendMessage>>::Error>,
-    {
-        use futures::SinkExt;
-        let Some(Statement::Set(set)) = &p.statement else {
-            return Ok(Response::Execution(Tag::new("SET")));
-        };
-        let (name, value, local) = match set {
-            Set::SingleAssignment {
-                variable,
-                values,
-                scope,
-                ..
-            } => (
-                variable.to_string(),
-                values.iter().map(value_text).collect::<Vec<_>>().join(", "),
-                matches!(scope, Some(ContextModifier::Local)),
-            ),
-            Set::SetTimeZone { value, local } => {
-                ("TimeZone".to_string(), value_text(value), *local)
-            }
-            Set::SetNames { charset_name, .. } => {
-                ("client_encoding".to_string(), charset_name.to_string(), false)
-            }
-            _ => return Ok(Response::Execution(Tag::new("SET"))),
-        };
-        if local && !self.remember_for_transaction(&name).await? {
-            // PostgreSQL warns and changes nothing outside a transaction block.
-            return Ok(Response::Execution(Tag::new("SET")));
-        }
-        let lower = name.to_ascii_lowercase();
-        if lower.starts_with("rebuy.") || lower.starts_with("datafusion.") {
-            self.set_engine_option(&name, &value).await?;
-            return Ok(Response::Execution(Tag::new("SET")));
-        }
-        let value = super::settings::checked_value(&name, &value)
-            .map_err(|(code, message)| pg_error(code, message))?;
-        let report = {
-            let mut settings = self
-                .settings
-                .lock()
-                .map_err(|_| pg_error(errors::INTERNAL_ERROR, "settings lock poisoned"))?;
-            if value.eq_ignore_ascii_case("default") {
-                settings.reset(&name)
-            } else {
-                settings.set(&name, value)
-            }
-            .map(|display| {
-                (
-                    display.clone(),
-                    settings.get(&display).unwrap_or("").to_string(),
-                )
-            })
-        };
-        if let Some((display, value)) = report {
-            client
-                .send(pgwire::messages::PgWireBackendMessage::ParameterStatus(
-                    pgwire::messages::startup::ParameterStatus::new(display, value),
-                ))
-                .await?;
-        }
-        Ok(Response::Execution(Tag::new("SET")))
-    }
-
-    /// Sets a `rebuy.*` or `datafusion.*` option in this connection's session.
-    async fn set_engine_option(&self, name: &str, value: &str) -> PgWireResult<()> {
-        let lower = name.to_ascii_lowercase();
-        if lower.starts_with("datafusion.") {
-            super::settings::check_datafusion_option(name, value)
-                .map_err(|(code, message)| pg_error(code, message))?;
-        }
-        let ctx = self.session().await?;
-        let value = if value.eq_ignore_ascii_case("default") {
-            self.base_option(&lower).unwrap_or_default()
-        } else {
-            value.to_string()
-        };
-        ctx.state_ref()
-            .write()
-            .config_mut()
-            .options_mut()
-            .set(&lower, &value)
-            .map_err(|e| {
-                pg_error(
-                    errors::INVALID_PARAMETER_VALUE,
-                    format!("invalid value for parameter \"{name}\": {}", first_line(&e)),
-                )
-            })
-    }
-
-    /// The server's value of an engine option, which RESET returns to.
-    fn base_option(&self, key: &str) -> Option<String> {
-        self.shared
-            .base()
-            .ctx
-            .state()
-            .config_options()
-            .entries()
-            .into_iter()
-            .find(|e| e.key.eq_ignore_ascii_case(key))
-            .and_then(|e| e.value)
-    }
-
-    /// `RESET name` / `RESET ALL`.
-    async fn run_reset<C>(&self, client: &mut C, p: &Prepared) -> PgWireResult<Response>
-    where
-        C: futures::Sink<pgwire::messages::PgWireBackendMessage> + Unpin + Send,
-        PgWireError: From<<C as futures::Sink<pgwire::messages::PgWireBackendMessage>>::Error>,
-    {
-        use futures::SinkExt;
-        let Some(Statement::Reset(reset)) = &p.statement else {
-            return Ok(Response::Execution(Tag::new("RESET")));
-        };
-        let names: Vec<String> = match &reset.reset {
-            Reset::ALL => {
-                let ctx = self.session().await?;
-                let engine: Vec<String> = ctx
-                    .state()
-                    .config_options()
-                    .entries()
-                    .into_iter()
-                    .filter(|e| e.key.starts_with("rebuy."))
-                    .map(|e| e.key)
-                    .collect();
-                for key in engine {
-                    self.set_engine_option(&key, "default").await?;
-                }
-                let mut settings = self
-                    .settings
-                    .lock()
-                    .map_err(|_| pg_error(errors::INTERNAL_ERROR, "settings lock poisoned"))?;
-                settings.reset_all()
-            }
-            Reset::ConfigurationParameter(name) => {
-                let name = name.to_string();
-                let lower = name.to_ascii_lowercase();
-                if lower.starts_with("rebuy.") || lower.starts_with("datafusion.") {
-                    self.set_engine_option(&name, "default").await?;
-                    vec![]
-                } else {
-                    let mut settings = self.settings.lock().map_err(|_| {
-                        pg_error(errors::INTERNAL_ERROR, "settings lock poisoned")
-                    })?;
-                    settings.reset(&name).into_iter().collect()
-                }
-            }
-        };
-        let reports: Vec<(String, String)> = {
-            let settings = self.settings();
-            names
-                .into_iter()
-                .map(|n| {
-                    let v = settings.get(&n).unwrap_or("").to_string();
-                    (n, v)
-                })
-                .collect()
-        };
-        for (name, value) in reports {
-            client
-                .send(pgwire::messages::PgWireBackendMessage::ParameterStatus(
-                    pgwire::messages::startup::ParameterStatus::new(name, value),
-                ))
-                .await?;
-        }
-        Ok(Response::Execution(Tag::new("RESET")))
-    }
-
-    pub(super) fn in_transaction(&self) -> bool {
-        self.txn.lock().map(|t| t.open).unwrap_or(false)
-    }
-
-    /// Before a `SET LOCAL`: remembers the setting's value to restore at the end of the
-    /// transaction; false outside a transaction block.
-    async fn remember_for_transaction(&self, name: &str) -> PgWireResult<bool> {
-        let ctx = self.session().await?;
-        let current = super::pgcompat::setting_value(&ctx, &self.settings(), name);
-        let mut txn = self
-            .txn
-            .lock()
-            .map_err(|_| pg_error(errors::INTERNAL_ERROR, "transaction lock poisoned"))?;
-        if !txn.open {
-            return Ok(false);
-        }
-        if !txn.restore.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
-            txn.restore.push((name.to_string(), current));
-        }
-        Ok(true)
-    }
-
-    /// COMMIT or ROLLBACK: `SET LOCAL` values are undone, cursors without HOLD close.
-    async fn end_transaction(&self) {
-        let restore = match self.txn.lock() {
-            Ok(mut t) => {
-                t.open = false;
-                std::mem::take(&mut t.restore)
-            }
-            Err(_) => vec![],
-        };
-        for (name, value) in restore {
-            let lower = name.to_ascii_lowercase();
-            if lower.starts_with("rebuy.") || lower.starts_with("datafusion.") {
-                let _ = self
-                    .set_engine_option(&name, value.as_deref().unwrap_or("default"))
-                    .await;
-            } else if let Ok(mut settings) = self.settings.lock() {
-                match value {
-                    Some(v) => {
-                        settings.set(&name, v);
-                    }
-                    None => {
-                        settings.reset(&name);
-                    }
-                }
-            }
-        }
-        if let Ok(mut cursors) = self.cursors.lock() {
-            cursors.end_transaction();
-        }
-    }
-
-    async fn run_show(&self, name: &str) -> PgWireResult<Response> {
-        let ctx = self.session().await?;
-        let settings = self.settings();
-        if name.eq_ignore_ascii_case("all") {
-            let mut rows: Vec<(String, String)> = settings
-                .all()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            for e in ctx.state().config_options().entries() {
-                if e.key.starts_with("rebuy.") {
-                    rows.push((e.key.clone(), e.value.clone().unwrap_or_default()));
-                }
-            }
-            let names: ArrayRef =
-                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.0)));
-            let values: ArrayRef =
-                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| &r.1)));
-            let schema = Arc::new(Schema::new(vec![
-                Field::new("name", DataType::Utf8, false),
-                Field::new("setting", DataType::Utf8, false),
-            ]));
-            let batch = RecordBatch::try_new(schema, vec![names, values])
-                .map_err(|e| pg_error(errors::INTERNAL_ERROR, e.to_string()))?;
-            return self.batch_response(batch);
-        }
-        let value = super::pgcompat::setting_value(&ctx, &settings, name).ok_or_else(|| {
-            pg_error(
-                errors::UNDEFINED_OBJECT,
-                format!("unrecognized configuration parameter \"{name}\""),
-            )
-        })?;
-        let column = show_column_name(name);
-        let schema = Arc::new(Schema::new(vec![Field::new(
-            &column,
-            DataType::Utf8,
-            false,
-        )]));
-        let batch = RecordBatch::try_new(
-            schema,
-            vec![Arc::new(StringArray::from(vec![value])) as ArrayRef],
-        )
-        .map_err(|e| pg_error(errors::INTERNAL_ERROR, e.to_string()))?;
-        self.batch_response(batch)
-    }
-
     pub(super) fn batch_response(&self, batch: RecordBatch) -> PgWireResult<Response> {
         let fields = Arc::new(
             datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields(
@@ -1192,80 +617,6 @@ impl ConnState {
         Ok(Response::Query(QueryResponse::new(
             fields,
             futures::stream::iter(rows),
-        )))
-    }
-
-    async fn run_copy_out<C>(self: &Arc<Self>, p: &Prepared, client: &C) -> PgWireResult<Response>
-    where
-        C: pgwire::api::ClientInfo,
-    {
-        let Some(Statement::Copy {
-            source,
-            options,
-            legacy_options,
-            ..
-        }) = &p.statement
-        else {
-            return Err(pg_error(errors::FEATURE_NOT_SUPPORTED, "unsupported COPY"));
-        };
-        let spec = CopySpec::from_options(options, legacy_options)?;
-        let sql = match source {
-            CopySource::Query(q) => q.to_string(),
-            CopySource::Table {
-                table_name,
-                columns,
-            } => {
-                let cols = if columns.is_empty() {
-                    "*".to_string()
-                } else {
-                    columns
-                        .iter()
-                        .map(|c| c.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                };
-                format!("SELECT {cols} FROM {table_name}")
-            }
-        };
-        let parsed = self.parse(&sql)?;
-        let Some(inner) = parsed.into_iter().next() else {
-            return Err(pg_error(
-                errors::SYNTAX_ERROR,
-                "COPY needs a query or a table",
-            ));
-        };
-        let Some(statement) = &inner.statement else {
-            return Err(pg_error(
-                errors::SYNTAX_ERROR,
-                "COPY needs a query or a table",
-            ));
-        };
-        let plan = self.plan(statement, &[]).await?;
-        let ctx = self.session().await?;
-        let stream = self.execute(&ctx, plan).await?;
-        let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
-        let fields = Arc::new(pg_fields(
-            &stream.schema(),
-            &Format::UnifiedText,
-            Some(options),
-            None,
-        )?);
-        let columns = fields.len();
-        let header = spec.header.then(|| {
-            let names: Vec<Option<Vec<u8>>> = fields
-                .iter()
-                .map(|f| Some(f.name().as_bytes().to_vec()))
-                .collect();
-            spec.line(&names)
-        });
-        let data = copy_lines(self.rows(stream, fields), spec);
-        let head = futures::stream::iter(
-            header.map(|h| Ok(pgwire::messages::copy::CopyData::new(h.into()))),
-        );
-        Ok(Response::CopyOut(CopyResponse::new(
-            0,
-            columns,
-            head.chain(data),
         )))
     }
 }
@@ -1318,107 +669,10 @@ impl Drop for BusyGuard {
     }
 }
 
-/// `MOVE …` as the `FETCH …` whose rows it counts (the SQL parser knows only FETCH).
-fn move_as_fetch(sql: &str) -> Option<String> {
-    let trimmed = sql.trim_start();
-    let word = trimmed.get(..4)?;
-    let after = trimmed[4..].chars().next()?;
-    (word.eq_ignore_ascii_case("move") && after.is_whitespace())
-        .then(|| format!("FETCH{}", &trimmed[4..]))
-}
-
-fn values_is_empty(values: &ParamValues) -> bool {
+pub(super) fn values_is_empty(values: &ParamValues) -> bool {
     match values {
         ParamValues::List(l) => l.is_empty(),
         ParamValues::Map(m) => m.is_empty(),
-    }
-}
-
-fn first_line(e: &DataFusionError) -> String {
-    let s = e.find_root().to_string();
-    s.lines().next().unwrap_or_default().to_string()
-}
-
-fn value_text(e: &Expr) -> String {
-    match e {
-        Expr::Value(v) => v.clone().into_string().unwrap_or_else(|| v.to_string()),
-        Expr::Identifier(i) => i.value.clone(),
-        other => other.to_string().trim_matches('\'').to_string(),
-    }
-}
-
-fn show_column_name(name: &str) -> String {
-    match name.to_ascii_lowercase().as_str() {
-        "time zone" | "timezone" => "TimeZone".into(),
-        "datestyle" => "DateStyle".into(),
-        "intervalstyle" => "IntervalStyle".into(),
-        "transaction isolation level" => "transaction_isolation".into(),
-        other => other.to_string(),
-    }
-}
-
-/// How a statement is handled (see [`Kind`]).
-pub fn classify(s: &Statement) -> Kind {
-    match s {
-        Statement::Set(_) => Kind::Set,
-        Statement::Reset(_) => Kind::Reset,
-        Statement::Declare { stmts }
-            if stmts.len() == 1
-                && stmts[0].for_query.is_some()
-                && stmts[0].names.len() == 1 =>
-        {
-            Kind::Declare
-        }
-        Statement::Fetch { name, into: None, .. } => Kind::Fetch {
-            cursor: name.value.clone(),
-            moving: false,
-        },
-        Statement::Close { .. } => Kind::Close,
-        Statement::ShowVariable { variable } => {
-            let parts: Vec<String> = variable.iter().map(|v| v.value.clone()).collect();
-            let dotted = parts.first().is_some_and(|f| {
-                f.eq_ignore_ascii_case("rebuy") || f.eq_ignore_ascii_case("datafusion")
-            });
-            Kind::Show(parts.join(if dotted { "." } else { " " }))
-        }
-        Statement::StartTransaction { .. } => Kind::Begin,
-        Statement::Commit { .. } => Kind::Commit,
-        Statement::Rollback {
-            savepoint: Some(_), ..
-        } => Kind::NoOp("ROLLBACK"),
-        Statement::Rollback { .. } => Kind::Rollback,
-        Statement::Savepoint { .. } => Kind::NoOp("SAVEPOINT"),
-        Statement::ReleaseSavepoint { .. } => Kind::NoOp("RELEASE"),
-        Statement::Discard { .. } => Kind::NoOp("DISCARD ALL"),
-        Statement::Deallocate { .. } => Kind::NoOp("DEALLOCATE"),
-        Statement::Copy {
-            to: true,
-            target: CopyTarget::Stdout,
-            ..
-        } => Kind::CopyOut,
-        _ => Kind::Plan,
-    }
-}
-
-/// The command word PostgreSQL uses in tags and messages ("CREATE TABLE", "INSERT", …).
-fn statement_word(s: &Statement) -> String {
-    match s {
-        Statement::Insert(_) => "INSERT".into(),
-        Statement::Update { .. } => "UPDATE".into(),
-        Statement::Delete(_) => "DELETE".into(),
-        Statement::CreateTable(_) => "CREATE TABLE".into(),
-        Statement::CreateView { .. } => "CREATE VIEW".into(),
-        Statement::CreateSchema { .. } => "CREATE SCHEMA".into(),
-        Statement::Drop { object_type, .. } => format!("DROP {object_type}"),
-        Statement::Truncate { .. } => "TRUNCATE TABLE".into(),
-        Statement::AlterTable { .. } => "ALTER TABLE".into(),
-        other => other
-            .to_string()
-            .split_whitespace()
-            .take(1)
-            .collect::<Vec<_>>()
-            .join(" ")
-            .to_ascii_uppercase(),
     }
 }
 
@@ -1450,57 +704,4 @@ pub fn parameter_types(plan: &LogicalPlan) -> PgWireResult<Vec<(Option<DataType>
         out[n - 1] = (dt, pg);
     }
     Ok(out)
-}
-
-/// The columns a statement returns (RowDescription for Describe).
-pub fn result_fields(
-    conn: &ConnState,
-    p: &Prepared,
-    format: &Format,
-) -> PgWireResult<Vec<FieldInfo>> {
-    match (&p.kind, &p.plan) {
-        (Kind::Fetch { cursor, moving: false }, _) => {
-            match conn.cursors.lock().ok().and_then(|c| c.schema(cursor)) {
-                Some((schema, binary, declared)) => pg_fields(
-                    &schema,
-                    if binary { &Format::UnifiedBinary } else { format },
-                    None,
-                    Some(&declared),
-                ),
-                None => Ok(vec![]),
-            }
-        }
-        (Kind::Declare, _) => Ok(vec![]),
-        (Kind::Plan, Some(plan)) => {
-            if matches!(
-                plan,
-                LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_)
-            ) {
-                return Ok(vec![]);
-            }
-            pg_fields(
-                &Arc::new(plan.schema().as_arrow().clone()),
-                format,
-                None,
-                Some(&super::encode::declared_columns(plan)),
-            )
-        }
-        (Kind::AsyncpgTypes, _) => Ok(super::asyncpg::fields(format)),
-        (Kind::Show(name), _) => {
-            let column = if name.eq_ignore_ascii_case("all") {
-                vec![
-                    Field::new("name", DataType::Utf8, false),
-                    Field::new("setting", DataType::Utf8, false),
-                ]
-            } else {
-                vec![Field::new(show_column_name(name), DataType::Utf8, false)]
-            };
-            datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields(
-                &Schema::new(column),
-                format,
-                None,
-            )
-        }
-        _ => Ok(vec![]),
-    }
 }

@@ -10,9 +10,9 @@ use datafusion::logical_expr::{Expr, LogicalPlan};
 use pgwire::api::Type;
 use pgwire::api::portal::Format;
 use pgwire::api::results::FieldInfo;
-use pgwire::types::format::FormatOptions;
 use pgwire::error::PgWireResult;
 use pgwire::messages::data::DataRow;
+use pgwire::types::format::FormatOptions;
 
 use super::errors::{self, pg_error};
 

@@ -24,11 +24,12 @@ use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::extendedquery::{Bind, Close, Execute, Parse};
 
-use super::conn::{self, ConnState, Kind, Prepared};
+use super::conn::{self, ConnState};
 use super::errors;
 use super::held;
 use super::shared::Shared;
 use super::startup::{KeyGenerator, LoginPolicy, Sasl, Startup, parameters};
+use super::statement::{self, Kind, Prepared};
 
 pub struct Handlers {
     conn: Arc<ConnState>,
@@ -126,17 +127,15 @@ impl SimpleQueryHandler for QueryHandler {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         self.conn.touch();
-        let statements = self.conn.parse(query)?;
+        let statements = statement::parse(query)?;
         if statements.is_empty() {
             return Ok(vec![Response::EmptyQuery]);
         }
         let mut responses = Vec::with_capacity(statements.len());
         for p in &statements {
             self.conn.begin_log(&p.sql);
-            let result = self
-                .conn
-                .run(client, p, None, None, &Format::UnifiedText)
-                .await;
+            let result =
+                super::dispatch::run(&self.conn, client, p, None, None, &Format::UnifiedText).await;
             self.conn.end_log(result.as_ref().err());
             match result {
                 Ok(r) => responses.push(r),
@@ -179,7 +178,7 @@ impl QueryParser for Parser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        let mut statements = self.conn.parse(sql)?;
+        let mut statements = statement::parse(sql)?;
         if statements.is_empty() {
             return Ok(None);
         }
@@ -190,7 +189,7 @@ impl QueryParser for Parser {
             ));
         }
         let mut p = statements.remove(0);
-        self.conn.check_allowed(&p)?;
+        statement::check_allowed(self.conn.identity().1, &p)?;
         if let Some(statement) = p.query_to_plan() {
             p.plan = Some(self.conn.plan(&statement, types).await?);
         }
@@ -215,7 +214,11 @@ impl QueryParser for Parser {
         stmt: &Self::Statement,
         column_format: Option<&Format>,
     ) -> PgWireResult<Vec<FieldInfo>> {
-        conn::result_fields(&self.conn, stmt, column_format.unwrap_or(&Format::UnifiedText))
+        super::dispatch::result_fields(
+            &self.conn,
+            stmt,
+            column_format.unwrap_or(&Format::UnifiedText),
+        )
     }
 }
 
@@ -268,9 +271,7 @@ impl ExtendedQueryHandler for QueryHandler {
                 }
                 None => None,
             };
-            self.conn
-                .run(
-                    client,
+            super::dispatch::run(&self.conn, client,
                     p,
                     p.plan.clone(),
                     params.as_ref(),
@@ -536,7 +537,7 @@ impl ExtendedQueryHandler for QueryHandler {
                 .collect(),
             None => vec![],
         };
-        let fields = conn::result_fields(&self.conn, p, &Format::UnifiedText)?;
+        let fields = super::dispatch::result_fields(&self.conn, p, &Format::UnifiedText)?;
         Ok(DescribeStatementResponse::new(params, fields))
     }
 
@@ -551,8 +552,11 @@ impl ExtendedQueryHandler for QueryHandler {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let fields =
-            conn::result_fields(&self.conn, &portal.statement.statement, &portal.result_column_format)?;
+        let fields = super::dispatch::result_fields(
+            &self.conn,
+            &portal.statement.statement,
+            &portal.result_column_format,
+        )?;
         Ok(DescribePortalResponse::new(fields))
     }
 }

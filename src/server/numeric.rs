@@ -13,7 +13,10 @@ pub fn binary_from_text(text: &[u8]) -> Option<Vec<u8>> {
         None => (false, text.strip_prefix('+').unwrap_or(text)),
     };
     let (int_part, frac_part) = unsigned.split_once('.').unwrap_or((unsigned, ""));
-    if !int_part.bytes().chain(frac_part.bytes()).all(|b| b.is_ascii_digit())
+    if !int_part
+        .bytes()
+        .chain(frac_part.bytes())
+        .all(|b| b.is_ascii_digit())
         || (int_part.is_empty() && frac_part.is_empty())
     {
         return None;
@@ -74,15 +77,25 @@ mod tests {
     #[test]
     fn numerics_are_sent_as_postgres_sends_them() {
         let cases: &[(&str, &[u8])] = &[
-            ("105.71", b"\x00\x02\x00\x00\x00\x00\x00\x02\x00\x69\x1b\xbc"),
+            (
+                "105.71",
+                b"\x00\x02\x00\x00\x00\x00\x00\x02\x00\x69\x1b\xbc",
+            ),
             ("0.00", b"\x00\x00\x00\x00\x00\x00\x00\x02"),
-            ("10000000000000000.00", b"\x00\x01\x00\x04\x00\x00\x00\x02\x00\x01"),
+            (
+                "10000000000000000.00",
+                b"\x00\x01\x00\x04\x00\x00\x00\x02\x00\x01",
+            ),
             ("1.5", b"\x00\x02\x00\x00\x00\x00\x00\x01\x00\x01\x13\x88"),
             ("-3", b"\x00\x01\x00\x00\x40\x00\x00\x00\x00\x03"),
             ("0.0001", b"\x00\x01\xff\xff\x00\x00\x00\x04\x00\x01"),
         ];
         for (text, want) in cases {
-            assert_eq!(binary_from_text(text.as_bytes()).as_deref(), Some(*want), "{text}");
+            assert_eq!(
+                binary_from_text(text.as_bytes()).as_deref(),
+                Some(*want),
+                "{text}"
+            );
         }
         assert_eq!(binary_from_text(b"1e5"), None);
     }

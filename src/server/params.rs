@@ -34,4 +34,3 @@ pub fn placeholder_casts(
     });
     (max, types)
 }
-

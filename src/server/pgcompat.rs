@@ -13,8 +13,6 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::prelude::SessionContext;
-use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
-use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
 
 use super::ServeError;
 use super::settings::{PG_VERSION, Settings};
@@ -36,8 +34,7 @@ pub fn version_string() -> String {
 pub async fn build_base(warehouse: &Warehouse) -> Result<SessionContext, ServeError> {
     let ctx = crate::session::build_session(warehouse).await?;
     hold_small_tables_in_memory(&ctx).await?;
-    setup_pg_catalog(&ctx, DATABASE, EmptyContextProvider)
-        .map_err(|e| ServeError::Catalog(e.to_string()))?;
+    super::pg_catalog::install(&ctx, DATABASE).map_err(|e| ServeError::Catalog(e.to_string()))?;
     let version = version_string();
     ctx.register_udf(constant_udf(
         "version",
@@ -137,9 +134,10 @@ pub fn register_connection_functions(
         settings: settings.clone(),
         signature: Signature::any(3, Volatility::Volatile),
     }));
+    // The session's engine options come with each call (`config_options`): holding the
+    // session here would make it own itself, and a refreshed connection would never be freed.
     ctx.register_udf(ScalarUDF::new_from_impl(CurrentSetting {
         settings,
-        ctx: ctx.clone(),
         signature: Signature::one_of(
             vec![
                 datafusion::logical_expr::TypeSignature::String(1),
@@ -153,11 +151,18 @@ pub fn register_connection_functions(
 /// Looks a setting up the way SHOW does: rebuy's and DataFusion's in the session, PostgreSQL's
 /// in the connection's settings.
 pub fn setting_value(ctx: &SessionContext, settings: &Settings, name: &str) -> Option<String> {
+    setting_in(ctx.state().config_options(), settings, name)
+}
+
+/// [`setting_value`] with the session's engine options given.
+fn setting_in(
+    options: &datafusion::config::ConfigOptions,
+    settings: &Settings,
+    name: &str,
+) -> Option<String> {
     let lower = name.to_ascii_lowercase();
     if lower.starts_with("rebuy.") || lower.starts_with("datafusion.") {
-        return ctx
-            .state()
-            .config_options()
+        return options
             .entries()
             .into_iter()
             .find(|e| e.key.eq_ignore_ascii_case(&lower))
@@ -215,7 +220,6 @@ impl ScalarUDFImpl for Constant {
 
 struct CurrentSetting {
     settings: Arc<Mutex<Settings>>,
-    ctx: SessionContext,
     signature: Signature,
 }
 
@@ -267,7 +271,7 @@ impl ScalarUDFImpl for CurrentSetting {
         for name in names.iter() {
             match name {
                 None => out.push(None),
-                Some(n) => match setting_value(&self.ctx, &settings, n) {
+                Some(n) => match setting_in(&args.config_options, &settings, n) {
                     Some(v) => out.push(Some(v)),
                     None if missing_ok => out.push(None),
                     None => {

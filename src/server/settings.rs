@@ -226,7 +226,9 @@ pub fn checked_value(name: &str, value: &str) -> Result<String, (&'static str, S
         "timezone" if value.eq_ignore_ascii_case("local") => Ok("default".to_string()),
         "timezone" => super::encode::canonical_time_zone(value).ok_or_else(invalid),
         "statement_timeout" | "lock_timeout" | "idle_in_transaction_session_timeout" => {
-            parse_duration_ms(value).map(|_| value.to_string()).ok_or_else(invalid)
+            parse_duration_ms(value)
+                .map(|_| value.to_string())
+                .ok_or_else(invalid)
         }
         _ => Ok(value.to_string()),
     }

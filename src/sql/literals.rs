@@ -12,8 +12,8 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, CastKind, DataType, Expr, Query, SelectItem, SetExpr, Statement,
-    UnaryOperator, Value, VisitMut, VisitorMut,
+    BinaryOperator, CastKind, DataType, Expr, Query, SelectItem, SetExpr, Statement, UnaryOperator,
+    Value, VisitMut, VisitorMut,
 };
 
 pub fn type_integer_literals(statement: &mut Statement) {
@@ -77,8 +77,7 @@ fn fits_int4(e: &Expr) -> bool {
             results.iter().any(|r| !is_null(r))
                 && results.iter().all(|r| is_null(r) || fits_int4(r))
         }
-        other => constant(other)
-            .is_some_and(|(value, wide)| !wide && i32::try_from(value).is_ok()),
+        other => constant(other).is_some_and(|(value, wide)| !wide && i32::try_from(value).is_ok()),
     }
 }
 

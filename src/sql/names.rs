@@ -68,10 +68,8 @@ fn name_projection(projection: &mut [SelectItem]) {
         } else {
             format!("{name}{}{}", super::NAME_MARK, repeats + 1)
         };
-        let expr = match std::mem::replace(
-            item,
-            SelectItem::UnnamedExpr(Expr::value(Value::Null)),
-        ) {
+        let expr = match std::mem::replace(item, SelectItem::UnnamedExpr(Expr::value(Value::Null)))
+        {
             SelectItem::ExprWithAlias { expr, .. } | SelectItem::UnnamedExpr(expr) => expr,
             other => {
                 *item = other;
@@ -175,7 +173,9 @@ mod tests {
     #[test]
     fn columns_are_named_as_postgres_names_them() {
         assert_eq!(
-            named("SELECT count(*), 1, region, amount::int, 1::int, CAST('x' AS text), max(a) AS m FROM t"),
+            named(
+                "SELECT count(*), 1, region, amount::int, 1::int, CAST('x' AS text), max(a) AS m FROM t"
+            ),
             "SELECT count(*) AS \"count\", 1 AS \"?column?\", region, amount::INT AS \"amount\", \
              1::INT AS \"int4\", CAST('x' AS TEXT) AS \"text\", max(a) AS m FROM t"
         );

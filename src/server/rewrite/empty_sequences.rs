@@ -22,4 +22,3 @@ pub(super) fn reads_only_empty_catalogs(query: &Query) -> bool {
                     if name.0.last().is_some_and(|p| p.to_string().eq_ignore_ascii_case("pg_sequence")))
         })
 }
-

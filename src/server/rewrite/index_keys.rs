@@ -32,4 +32,3 @@ pub(super) fn index_key_function(f: &Function) -> Option<Expr> {
     .and_then(|mut p| p.parse_expr())
     .ok()
 }
-

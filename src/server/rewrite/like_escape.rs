@@ -46,4 +46,3 @@ pub(super) fn backslash_escape(pattern: &mut Box<Expr>, escape: &mut Option<Valu
     **pattern = template;
     *escape = None;
 }
-

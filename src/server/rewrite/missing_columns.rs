@@ -11,7 +11,6 @@ use datafusion::sql::sqlparser::ast::{Expr, Value};
 /// Catalog columns the emulated catalog lacks, always NULL for rebuy's objects.
 pub(super) const MISSING_CATALOG_COLUMNS: &[(&str, &str)] = &[("pg_class", "reloptions")];
 
-
 /// NULL in place of a column of [`MISSING_CATALOG_COLUMNS`].
 pub(super) fn null_for_missing(expr: &mut Expr) -> bool {
     if let Expr::CompoundIdentifier(parts) = expr

@@ -36,7 +36,9 @@ pub fn reads_catalog(statement: &Statement) -> bool {
             if let Expr::Function(f) = e
                 && f.name.0.len() > 1
                 && f.name.0.first().is_some_and(|p| {
-                    p.to_string().trim_matches('"').eq_ignore_ascii_case("pg_catalog")
+                    p.to_string()
+                        .trim_matches('"')
+                        .eq_ignore_ascii_case("pg_catalog")
                 })
             {
                 found = true;

@@ -158,7 +158,6 @@ fn side_of(e: &Expr, inner: &[String]) -> Side {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;

@@ -24,13 +24,14 @@ pub fn drop_regproc_casts(sql: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     #[test]
     fn regproc_literals_become_names() {
         assert_eq!(
-            super::drop_regproc_casts("SELECT typinput='pg_catalog.array_in'::regproc FROM pg_type"),
+            super::drop_regproc_casts(
+                "SELECT typinput='pg_catalog.array_in'::regproc FROM pg_type"
+            ),
             "SELECT typinput='array_in' FROM pg_type"
         );
     }

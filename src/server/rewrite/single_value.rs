@@ -87,7 +87,6 @@ fn contains_aggregate(expr: &mut Expr) -> bool {
     found
 }
 
-
 #[cfg(test)]
 mod tests {
     #[test]
@@ -103,7 +102,9 @@ mod tests {
             s.to_string()
         };
         assert_eq!(
-            rewritten("SELECT t.oid FROM pg_type t WHERE (SELECT c.kind = 'c' FROM pg_class c WHERE c.oid = t.rel)"),
+            rewritten(
+                "SELECT t.oid FROM pg_type t WHERE (SELECT c.kind = 'c' FROM pg_class c WHERE c.oid = t.rel)"
+            ),
             "SELECT t.oid FROM pg_type t WHERE (SELECT max(c.kind = 'c') FROM pg_class c WHERE c.oid = t.rel)"
         );
         let counted = "SELECT (SELECT count(*) FROM pg_class c WHERE c.oid = t.rel) FROM pg_type t";

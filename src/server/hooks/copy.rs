@@ -5,23 +5,29 @@ use futures::StreamExt;
 use pgwire::error::PgWireResult;
 use pgwire::messages::data::DataRow;
 
-use super::encode::row_fields;
-use super::errors::{self, pg_error};
+use std::sync::Arc;
+
+use datafusion::sql::sqlparser::ast::{CopySource, Statement};
+use pgwire::api::portal::Format;
+use pgwire::api::results::{CopyResponse, Response};
+use pgwire::types::format::FormatOptions;
+
+use crate::server::conn::ConnState;
+use crate::server::encode::{pg_fields, row_fields};
+use crate::server::errors::{self, pg_error};
+use crate::server::statement::Prepared;
 
 /// COPY's text or CSV layout.
 #[derive(Debug, Clone)]
-pub(super) struct CopySpec {
-    pub(super) csv: bool,
-    pub(super) header: bool,
-    pub(super) delimiter: u8,
-    pub(super) null: String,
+pub struct CopySpec {
+    pub csv: bool,
+    pub header: bool,
+    pub delimiter: u8,
+    pub null: String,
 }
 
 impl CopySpec {
-    pub(super) fn from_options(
-        options: &[CopyOption],
-        legacy: &[CopyLegacyOption],
-    ) -> PgWireResult<Self> {
+    pub fn from_options(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> PgWireResult<Self> {
         let mut spec = CopySpec {
             csv: false,
             header: false,
@@ -84,7 +90,7 @@ impl CopySpec {
         Ok(spec)
     }
 
-    pub(super) fn line(&self, fields: &[Option<Vec<u8>>]) -> Vec<u8> {
+    pub fn line(&self, fields: &[Option<Vec<u8>>]) -> Vec<u8> {
         let mut out = Vec::new();
         for (i, f) in fields.iter().enumerate() {
             if i > 0 {
@@ -131,11 +137,88 @@ impl CopySpec {
     }
 }
 
-pub(super) fn copy_lines(
+pub fn copy_lines(
     rows: impl futures::Stream<Item = PgWireResult<DataRow>> + Send + 'static,
     spec: CopySpec,
 ) -> impl futures::Stream<Item = PgWireResult<pgwire::messages::copy::CopyData>> + Send + 'static {
     rows.map(move |row| {
         row.map(|r| pgwire::messages::copy::CopyData::new(spec.line(&row_fields(&r)).into()))
     })
+}
+
+pub async fn run_copy_out<C>(
+    conn: &Arc<ConnState>,
+    p: &Prepared,
+    client: &C,
+) -> PgWireResult<Response>
+where
+    C: pgwire::api::ClientInfo,
+{
+    let Some(Statement::Copy {
+        source,
+        options,
+        legacy_options,
+        ..
+    }) = &p.statement
+    else {
+        return Err(pg_error(errors::FEATURE_NOT_SUPPORTED, "unsupported COPY"));
+    };
+    let spec = CopySpec::from_options(options, legacy_options)?;
+    let sql = match source {
+        CopySource::Query(q) => q.to_string(),
+        CopySource::Table {
+            table_name,
+            columns,
+        } => {
+            let cols = if columns.is_empty() {
+                "*".to_string()
+            } else {
+                columns
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            format!("SELECT {cols} FROM {table_name}")
+        }
+    };
+    let parsed = crate::server::statement::parse(&sql)?;
+    let Some(inner) = parsed.into_iter().next() else {
+        return Err(pg_error(
+            errors::SYNTAX_ERROR,
+            "COPY needs a query or a table",
+        ));
+    };
+    let Some(statement) = &inner.statement else {
+        return Err(pg_error(
+            errors::SYNTAX_ERROR,
+            "COPY needs a query or a table",
+        ));
+    };
+    let plan = conn.plan(statement, &[]).await?;
+    let ctx = conn.session().await?;
+    let stream = conn.execute(&ctx, plan).await?;
+    let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+    let fields = Arc::new(pg_fields(
+        &stream.schema(),
+        &Format::UnifiedText,
+        Some(options),
+        None,
+    )?);
+    let columns = fields.len();
+    let header = spec.header.then(|| {
+        let names: Vec<Option<Vec<u8>>> = fields
+            .iter()
+            .map(|f| Some(f.name().as_bytes().to_vec()))
+            .collect();
+        spec.line(&names)
+    });
+    let data = copy_lines(conn.rows(stream, fields), spec);
+    let head =
+        futures::stream::iter(header.map(|h| Ok(pgwire::messages::copy::CopyData::new(h.into()))));
+    Ok(Response::CopyOut(CopyResponse::new(
+        0,
+        columns,
+        head.chain(data),
+    )))
 }

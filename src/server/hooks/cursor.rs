@@ -2,136 +2,18 @@
 //! `FETCH [n | ALL | NEXT | FORWARD n] FROM c`, `MOVE …` and `CLOSE c | ALL`. psycopg's and
 //! psycopg2's named cursors (Superset, pandas `chunksize`) read large results this way.
 //!
-//! A cursor keeps the query's running stream and at most the rest of one batch, so reading a
-//! large result in steps holds one batch's memory, not the result's. Cursors only scan forward
-//! (a `NO SCROLL` cursor in PostgreSQL's terms): going back would mean keeping every row.
+//! A cursor (kept in `super::super::held`) holds the query's running stream and at most the
+//! rest of one batch, so reading a large result in steps holds one batch's memory, not the
+//! result's. Cursors only scan forward (a `NO SCROLL` cursor in PostgreSQL's terms): going
+//! back would mean keeping every row.
 
-use std::collections::HashMap;
-
-use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::sql::sqlparser::ast::{FetchDirection, Value};
-use futures::StreamExt;
 use pgwire::error::{PgWireError, PgWireResult};
 
-use super::errors::{self, pg_error};
+use crate::server::held::Cursor;
 
-/// How many cursors one connection may keep open (each holds a running query).
-pub const MAX_CURSORS: usize = 64;
-
-pub struct Cursor {
-    pub schema: SchemaRef,
-    pub binary: bool,
-    /// Survives the end of the transaction that declared it (`WITH HOLD`, or declared
-    /// outside a transaction block).
-    pub hold: bool,
-    /// Which columns keep their numeric precision (see `encode::declared_columns`).
-    pub declared: Vec<bool>,
-    stream: SendableRecordBatchStream,
-    rest: Option<RecordBatch>,
-}
-
-impl Cursor {
-    pub fn new(
-        schema: SchemaRef,
-        stream: SendableRecordBatchStream,
-        binary: bool,
-        hold: bool,
-        declared: Vec<bool>,
-    ) -> Self {
-        Cursor {
-            schema,
-            binary,
-            hold,
-            declared,
-            stream,
-            rest: None,
-        }
-    }
-
-    /// Up to `count` more rows (all that are left when None), as batches.
-    pub async fn take(&mut self, count: Option<usize>) -> PgWireResult<Vec<RecordBatch>> {
-        let mut wanted = count.unwrap_or(usize::MAX);
-        let mut out = Vec::new();
-        while wanted > 0 {
-            let batch = match self.rest.take() {
-                Some(b) => b,
-                None => match self.stream.next().await {
-                    Some(b) => b.map_err(errors::from_datafusion)?,
-                    None => break,
-                },
-            };
-            if batch.num_rows() <= wanted {
-                wanted -= batch.num_rows();
-                out.push(batch);
-            } else {
-                out.push(batch.slice(0, wanted));
-                self.rest = Some(batch.slice(wanted, batch.num_rows() - wanted));
-                wanted = 0;
-            }
-        }
-        Ok(out)
-    }
-}
-
-/// The open cursors of a connection, by name.
-#[derive(Default)]
-pub struct Cursors {
-    open: HashMap<String, Cursor>,
-}
-
-impl Cursors {
-    pub fn declare(&mut self, name: &str, cursor: Cursor) -> PgWireResult<()> {
-        if self.open.contains_key(name) {
-            return Err(pg_error(
-                "42P03",
-                format!("cursor \"{name}\" already exists"),
-            ));
-        }
-        if self.open.len() >= MAX_CURSORS {
-            return Err(pg_error(
-                "53400",
-                format!("too many cursors open on this connection (at most {MAX_CURSORS}): close some"),
-            ));
-        }
-        self.open.insert(name.to_string(), cursor);
-        Ok(())
-    }
-
-    /// Takes the cursor out while it is read (the map is not locked across awaits).
-    pub fn check_out(&mut self, name: &str) -> PgWireResult<Cursor> {
-        self.open.remove(name).ok_or_else(|| missing(name))
-    }
-
-    pub fn check_in(&mut self, name: &str, cursor: Cursor) {
-        self.open.insert(name.to_string(), cursor);
-    }
-
-    /// A cursor's columns: schema, binary, which keep their precision.
-    pub fn schema(&self, name: &str) -> Option<(SchemaRef, bool, Vec<bool>)> {
-        self.open
-            .get(name)
-            .map(|c| (c.schema.clone(), c.binary, c.declared.clone()))
-    }
-
-    pub fn close(&mut self, name: &str) -> PgWireResult<()> {
-        self.open.remove(name).map(|_| ()).ok_or_else(|| missing(name))
-    }
-
-    pub fn close_all(&mut self) {
-        self.open.clear();
-    }
-
-    /// At the end of a transaction: what was not declared `WITH HOLD` closes.
-    pub fn end_transaction(&mut self) {
-        self.open.retain(|_, c| c.hold);
-    }
-}
-
-fn missing(name: &str) -> PgWireError {
-    pg_error("34000", format!("cursor \"{name}\" does not exist"))
-}
+use crate::server::errors::{self, pg_error};
 
 /// How many rows a FETCH or MOVE direction asks for (None: all), or the error for a direction
 /// a forward-only cursor cannot go.
@@ -177,7 +59,8 @@ use datafusion::sql::sqlparser::ast::{CloseCursor, Statement};
 use pgwire::api::portal::Format;
 use pgwire::api::results::{Response, Tag};
 
-use super::conn::{ConnState, Prepared};
+use crate::server::conn::ConnState;
+use crate::server::statement::Prepared;
 
 /// `DECLARE name … CURSOR FOR query`: starts the query and keeps its stream.
 pub async fn declare(
@@ -187,10 +70,16 @@ pub async fn declare(
     params: Option<&ParamValues>,
 ) -> PgWireResult<Response> {
     let Some(Statement::Declare { stmts }) = &p.statement else {
-        return Err(pg_error(errors::SYNTAX_ERROR, "DECLARE needs a cursor and a query"));
+        return Err(pg_error(
+            errors::SYNTAX_ERROR,
+            "DECLARE needs a cursor and a query",
+        ));
     };
     let (Some(d), Some(query)) = (stmts.first(), p.query_to_plan()) else {
-        return Err(pg_error(errors::SYNTAX_ERROR, "DECLARE needs a cursor and a query"));
+        return Err(pg_error(
+            errors::SYNTAX_ERROR,
+            "DECLARE needs a cursor and a query",
+        ));
     };
     let name = d.names.first().map(|n| n.value.clone()).unwrap_or_default();
     if d.scroll == Some(true) {
@@ -199,15 +88,23 @@ pub async fn declare(
             "SCROLL cursors are not supported: rebuy's cursors read forward only (NO SCROLL)",
         ));
     }
-    let in_block = conn.in_transaction();
+    let in_block = super::txn::in_transaction(conn);
     if d.hold != Some(true) && !in_block {
         return Err(pg_error(
             "25P01",
             "DECLARE CURSOR can only be used in transaction blocks",
         ));
     }
-    if conn.cursors.lock().map(|c| c.schema(&name).is_some()).unwrap_or(false) {
-        return Err(pg_error("42P03", format!("cursor \"{name}\" already exists")));
+    if conn
+        .cursors
+        .lock()
+        .map(|c| c.schema(&name).is_some())
+        .unwrap_or(false)
+    {
+        return Err(pg_error(
+            "42P03",
+            format!("cursor \"{name}\" already exists"),
+        ));
     }
     let plan = match plan {
         Some(plan) => plan,
@@ -219,7 +116,7 @@ pub async fn declare(
             .map_err(errors::from_datafusion)?,
         _ => plan,
     };
-    let declared = super::encode::declared_columns(&plan);
+    let declared = crate::server::encode::declared_columns(&plan);
     let ctx = conn.session().await?;
     let stream = conn.execute(&ctx, plan).await?;
     let schema = stream.schema();
@@ -267,12 +164,17 @@ where
         let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
         return Ok(Response::Execution(Tag::new("MOVE").with_rows(rows)));
     }
-    let format = if binary { &Format::UnifiedBinary } else { format };
-    let stream: SendableRecordBatchStream =
-        Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
+    let format = if binary {
+        &Format::UnifiedBinary
+    } else {
+        format
+    };
+    let stream: SendableRecordBatchStream = Box::pin(
+        datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(
             schema,
             futures::stream::iter(batches.into_iter().map(Ok)),
-        ));
+        ),
+    );
     let options = Arc::new(pgwire::types::format::FormatOptions::from_client_metadata(
         client.metadata(),
     ));
