@@ -64,9 +64,16 @@ pub fn main() -> ExitCode {
     init_tracing(cli.verbose);
     // Queries are planned and run on these threads; a statement at the depth limit needs a
     // deep stack in the planner's recursive passes (see `limits`).
+    // File reads go through the blocking pool (object_store's local files, Delta logs). Its
+    // default of 512 threads, each keeping its allocator cache for 10 s, let a server under
+    // steady ingests and queries grow by hundreds of MB; a pool of a few per core does the
+    // same work in turn.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_stack_size(crate::limits::STACK_BYTES)
+        .max_blocking_threads((4 * cores).max(16))
+        .thread_keep_alive(std::time::Duration::from_secs(2))
         .build()
     {
         Ok(rt) => rt,

@@ -19,6 +19,7 @@
 pub mod arg;
 pub mod as_of;
 pub mod caps;
+pub mod pg_template;
 pub mod ltv;
 pub mod repurchase;
 pub mod rfm;
@@ -125,6 +126,7 @@ pub fn register_all(ctx: &SessionContext) {
         ctx.register_udaf(f);
     }
     caps::register(ctx, caps::DEFAULT_MAX_BYTES);
+    pg_template::register(ctx);
 }
 
 #[cfg(test)]

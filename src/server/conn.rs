@@ -705,3 +705,30 @@ pub fn parameter_types(plan: &LogicalPlan) -> PgWireResult<Vec<(Option<DataType>
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    /// A connection's session is freed when the connection moves to a newer snapshot or
+    /// ends: nothing registered in it may hold it.
+    #[tokio::test]
+    async fn a_connection_session_is_freed_when_dropped() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/data/fixture/warehouse");
+        let warehouse = crate::storage::Warehouse::open(dir).unwrap();
+        let shared = super::Shared::open(warehouse, Default::default())
+            .await
+            .unwrap();
+        let conn = super::ConnState::new(shared, None);
+        conn.set_identity("analyst");
+        let ctx = conn.session().await.unwrap();
+        ctx.sql("SELECT current_setting('TimeZone'), count(*) FROM orders")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let weak = ctx.state_weak_ref();
+        drop(ctx);
+        drop(conn);
+        assert!(weak.upgrade().is_none(), "the connection's session keeps itself");
+    }
+}

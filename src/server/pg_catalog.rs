@@ -27,11 +27,15 @@ pub fn install(ctx: &SessionContext, database: &str) -> Result<(), Box<DataFusio
     // which holds the list strongly, is then replaced by one that does not.
     setup_pg_catalog(ctx, database, EmptyContextProvider)?;
     let list = ctx.state().catalog_list().clone();
-    let provider = PgCatalogSchemaProvider::try_new(
-        WeakCatalogs(Arc::downgrade(&list)),
-        Arc::new(PgCatalogStaticTables::try_new()?),
-        EmptyContextProvider,
-    )?;
+    let weak = WeakCatalogs(Arc::downgrade(&list));
+    let provider = WithTypmods {
+        inner: Arc::new(PgCatalogSchemaProvider::try_new(
+            weak.clone(),
+            Arc::new(PgCatalogStaticTables::try_new()?),
+            EmptyContextProvider,
+        )?),
+        catalogs: weak,
+    };
     let catalog = list.catalog(database).ok_or_else(|| {
         Box::new(DataFusionError::Configuration(format!(
             "no catalog {database} to hold pg_catalog"
@@ -87,5 +91,197 @@ impl CatalogInfo for WeakCatalogs {
         table: &str,
     ) -> Result<Option<TableType>, DataFusionError> {
         CatalogInfo::table_type(&self.get()?, catalog, schema, table).await
+    }
+}
+
+// ---- pg_attribute with type modifiers ----
+
+use datafusion::arrow::array::{Array, ArrayRef, Int32Array, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::catalog::{SchemaProvider, Session, TableProvider};
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+
+/// `pg_catalog` as the library builds it, except that `pg_attribute.atttypmod` carries a
+/// numeric column's precision and scale (the library writes -1 for every column). pgjdbc's
+/// `getColumns` (COLUMN_SIZE, DECIMAL_DIGITS), SQLAlchemy's `NUMERIC(18, 2)` and psql's `\d`
+/// read them there.
+#[derive(Debug)]
+struct WithTypmods {
+    inner: Arc<dyn SchemaProvider>,
+    catalogs: WeakCatalogs,
+}
+
+#[async_trait]
+impl SchemaProvider for WithTypmods {
+    fn table_names(&self) -> Vec<String> {
+        self.inner.table_names()
+    }
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
+        let table = self.inner.table(name).await?;
+        if !name.eq_ignore_ascii_case("pg_attribute") {
+            return Ok(table);
+        }
+        Ok(table.map(|t| {
+            Arc::new(Attributes {
+                inner: t,
+                schema: self.inner.clone(),
+                catalogs: self.catalogs.clone(),
+            }) as Arc<dyn TableProvider>
+        }))
+    }
+    fn table_exist(&self, name: &str) -> bool {
+        self.inner.table_exist(name)
+    }
+}
+
+#[derive(Debug)]
+struct Attributes {
+    inner: Arc<dyn TableProvider>,
+    schema: Arc<dyn SchemaProvider>,
+    catalogs: WeakCatalogs,
+}
+
+async fn read_all(
+    table: Arc<dyn TableProvider>,
+    state: &dyn Session,
+) -> Result<Vec<RecordBatch>, DataFusionError> {
+    let plan = table.scan(state, None, &[], None).await?;
+    datafusion::physical_plan::collect(plan, state.task_ctx()).await
+}
+
+/// A column of `batch` by name, as 64-bit integers or text.
+fn ints(batch: &RecordBatch, name: &str) -> Option<Int64Array> {
+    let column = batch.column_by_name(name)?;
+    let cast = datafusion::arrow::compute::cast(column, &DataType::Int64).ok()?;
+    cast.as_any().downcast_ref::<Int64Array>().cloned()
+}
+
+fn texts(batch: &RecordBatch, name: &str) -> Option<StringArray> {
+    let column = batch.column_by_name(name)?;
+    let cast = datafusion::arrow::compute::cast(column, &DataType::Utf8).ok()?;
+    cast.as_any().downcast_ref::<StringArray>().cloned()
+}
+
+#[async_trait]
+impl TableProvider for Attributes {
+    fn schema(&self) -> SchemaRef {
+        self.inner.schema()
+    }
+    fn table_type(&self) -> TableType {
+        self.inner.table_type()
+    }
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>, DataFusionError> {
+        let attributes = read_all(self.inner.clone(), state).await?;
+        let mut relations = std::collections::HashMap::new();
+        let mut namespaces = std::collections::HashMap::new();
+        if let Some(t) = self.schema.table("pg_namespace").await? {
+            for b in read_all(t, state).await? {
+                if let (Some(oid), Some(name)) = (ints(&b, "oid"), texts(&b, "nspname")) {
+                    for i in 0..b.num_rows() {
+                        namespaces.insert(oid.value(i), name.value(i).to_string());
+                    }
+                }
+            }
+        }
+        if let Some(t) = self.schema.table("pg_class").await? {
+            for b in read_all(t, state).await? {
+                if let (Some(oid), Some(name), Some(ns)) =
+                    (ints(&b, "oid"), texts(&b, "relname"), ints(&b, "relnamespace"))
+                {
+                    for i in 0..b.num_rows() {
+                        if let Some(schema) = namespaces.get(&ns.value(i)) {
+                            relations.insert(oid.value(i), (schema.clone(), name.value(i).to_string()));
+                        }
+                    }
+                }
+            }
+        }
+        let catalogs = self.catalogs.get()?;
+        let mut fixed = Vec::with_capacity(attributes.len());
+        for batch in attributes {
+            fixed.push(with_typmods(batch, &relations, &catalogs).await?);
+        }
+        Ok(MemorySourceConfig::try_new_exec(
+            &[fixed],
+            self.schema(),
+            projection.cloned(),
+        )?)
+    }
+}
+
+async fn with_typmods(
+    batch: RecordBatch,
+    relations: &std::collections::HashMap<i64, (String, String)>,
+    catalogs: &Arc<dyn CatalogProviderList>,
+) -> Result<RecordBatch, DataFusionError> {
+    let (Some(relid), Some(name), Some(index)) = (
+        ints(&batch, "attrelid"),
+        texts(&batch, "attname"),
+        batch.schema().index_of("atttypmod").ok(),
+    ) else {
+        return Ok(batch);
+    };
+    let Some(old) = batch.column(index).as_any().downcast_ref::<Int32Array>().cloned() else {
+        return Ok(batch);
+    };
+    let mut schemas: std::collections::HashMap<i64, Option<SchemaRef>> = Default::default();
+    let mut mods = Vec::with_capacity(batch.num_rows());
+    for i in 0..batch.num_rows() {
+        let rel = relid.value(i);
+        if !schemas.contains_key(&rel) {
+            let found = match relations.get(&rel) {
+                Some((schema, table)) => {
+                    CatalogInfo::table_schema(catalogs, super::pgcompat::DATABASE, schema, table)
+                        .await
+                        .ok()
+                        .flatten()
+                }
+                None => None,
+            };
+            schemas.insert(rel, found);
+        }
+        let typmod = schemas
+            .get(&rel)
+            .and_then(|s| s.as_ref())
+            .and_then(|s| s.field_with_name(name.value(i)).ok().map(|f| f.data_type().clone()))
+            .and_then(|t| match t {
+                DataType::Decimal128(p, s) | DataType::Decimal256(p, s) if s >= 0 => {
+                    Some(((i32::from(p) << 16) | i32::from(s as u8)) + 4)
+                }
+                _ => None,
+            });
+        mods.push(typmod.unwrap_or_else(|| if old.is_null(i) { -1 } else { old.value(i) }));
+    }
+    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+    columns[index] = Arc::new(Int32Array::from(mods));
+    RecordBatch::try_new(batch.schema(), columns).map_err(DataFusionError::from)
+}
+
+#[cfg(test)]
+mod tests {
+    /// A session built for a snapshot is freed when the server lets it go: nothing in it may
+    /// hold it (each ingest builds one; a cycle kept every one of them).
+    #[tokio::test]
+    async fn a_snapshot_session_is_freed_when_dropped() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/data/fixture/warehouse");
+        let warehouse = crate::storage::Warehouse::open(dir).unwrap();
+        let plain = crate::session::build_session(&warehouse).await.unwrap();
+        let weak = plain.state_weak_ref();
+        drop(plain);
+        assert!(weak.upgrade().is_none(), "the plain session keeps itself");
+        let ctx = crate::server::pgcompat::build_base(&warehouse).await.unwrap();
+        let weak = ctx.state_weak_ref();
+        let catalogs = std::sync::Arc::downgrade(&ctx.state().catalog_list().clone());
+        drop(ctx);
+        assert!(catalogs.upgrade().is_none(), "the catalog list outlives the session");
+        assert!(weak.upgrade().is_none(), "the session keeps itself");
     }
 }

@@ -72,6 +72,12 @@ public class JdbcCheck {
                     while (rs.next()) cols++;
                 }
                 require(cols >= 10, "orders columns " + cols);
+                try (ResultSet rs = md.getColumns(null, "public", "orders", "amount")) {
+                    require(rs.next(), "amount column");
+                    require(rs.getInt("DATA_TYPE") == Types.NUMERIC, "amount type " + rs.getString("TYPE_NAME"));
+                    require(rs.getInt("COLUMN_SIZE") == 18 && rs.getInt("DECIMAL_DIGITS") == 2,
+                        "amount size/digits " + rs.getInt("COLUMN_SIZE") + "," + rs.getInt("DECIMAL_DIGITS"));
+                }
                 boolean publicSchema = false;
                 try (ResultSet rs = md.getSchemas()) {
                     while (rs.next()) publicSchema |= rs.getString(1).equals("public");

@@ -107,9 +107,11 @@ FETCH 2 FROM held;
 -- differs: types: catalog text columns are text (25) where PostgreSQL's are name (19), "char" (18) or oid (26); drivers read them alike
 SELECT c.relname, c.relkind FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
   WHERE n.nspname = 'public' AND c.relname IN ('orders', 'customers', 'fx_rates') ORDER BY c.relname;
+-- differs: types, values: NOT YET as PostgreSQL: rebuy's information_schema is DataFusion's (data_type is the Arrow type, e.g. Decimal128(18, 2); is_nullable follows the stored schema); numeric_precision/numeric_scale are right
 SELECT table_name, column_name, data_type, numeric_precision, numeric_scale, is_nullable
   FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'orders'
   AND column_name IN ('order_id', 'amount', 'order_ts', 'is_subscription') ORDER BY column_name;
+-- differs: types: catalog text columns are text (25) where PostgreSQL's are name (19), and atttypid is regtype-like (2206) where PostgreSQL's is oid (26); the values agree
 SELECT a.attname, a.atttypid, a.atttypmod FROM pg_catalog.pg_attribute a
   JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
   WHERE c.relname = 'orders' AND a.attnum > 0 AND a.attname IN ('order_id', 'amount', 'order_ts')
@@ -118,3 +120,7 @@ SELECT a.attname, a.atttypid, a.atttypmod FROM pg_catalog.pg_attribute a
 SELECT typname FROM pg_catalog.pg_type WHERE oid IN (16, 20, 23, 25, 1043, 1082, 1114, 1184, 1700) ORDER BY oid;
 -- differs: types: catalog text columns are text (25) where PostgreSQL's are name (19), "char" (18) or oid (26); drivers read them alike
 SELECT current_database(), current_schema();
+-- differs: types: catalog text columns are text (25) where PostgreSQL's are name (19)
+SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a
+  JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+  WHERE c.relname = 'orders' AND a.attname IN ('amount', 'discount') ORDER BY a.attname;
