@@ -19,8 +19,8 @@
 pub mod arg;
 pub mod as_of;
 pub mod caps;
-pub mod pg_template;
 pub mod ltv;
+pub mod pg_template;
 pub mod repurchase;
 pub mod rfm;
 pub mod stop;

@@ -13,12 +13,12 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, FieldRef};
 use datafusion::common::{Result, ScalarValue};
+use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, Expr, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
     ScalarUDFImpl, Signature,
 };
-use datafusion::execution::FunctionRegistry;
 use datafusion::prelude::SessionContext;
 
 use super::FunctionError;
@@ -128,7 +128,9 @@ pub fn chrono_format(template: &str) -> std::result::Result<String, FunctionErro
 /// A literal format argument translated, or None when there is nothing to translate.
 fn translated(value: &ScalarValue) -> Result<Option<ScalarValue>> {
     let text = match value {
-        ScalarValue::Utf8(Some(t)) | ScalarValue::Utf8View(Some(t)) | ScalarValue::LargeUtf8(Some(t)) => t,
+        ScalarValue::Utf8(Some(t))
+        | ScalarValue::Utf8View(Some(t))
+        | ScalarValue::LargeUtf8(Some(t)) => t,
         _ => return Ok(None),
     };
     if text.contains('%') {
@@ -206,7 +208,10 @@ mod tests {
 
     #[test]
     fn templates_become_chrono_formats() {
-        assert_eq!(chrono_format("YYYY-MM-DD HH24:MI:SS.US").unwrap(), "%Y-%m-%d %H:%M:%S.%6f");
+        assert_eq!(
+            chrono_format("YYYY-MM-DD HH24:MI:SS.US").unwrap(),
+            "%Y-%m-%d %H:%M:%S.%6f"
+        );
         assert_eq!(chrono_format("FMDD Mon YYYY").unwrap(), "%-d %b %Y");
         assert_eq!(chrono_format("\"week\" IW, IYYY").unwrap(), "week %V, %G");
         assert_eq!(chrono_format("%Y-%m").unwrap(), "%Y-%m");

@@ -729,6 +729,9 @@ mod tests {
         let weak = ctx.state_weak_ref();
         drop(ctx);
         drop(conn);
-        assert!(weak.upgrade().is_none(), "the connection's session keeps itself");
+        assert!(
+            weak.upgrade().is_none(),
+            "the connection's session keeps itself"
+        );
     }
 }

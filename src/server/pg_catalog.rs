@@ -193,12 +193,15 @@ impl TableProvider for Attributes {
         }
         if let Some(t) = self.schema.table("pg_class").await? {
             for b in read_all(t, state).await? {
-                if let (Some(oid), Some(name), Some(ns)) =
-                    (ints(&b, "oid"), texts(&b, "relname"), ints(&b, "relnamespace"))
-                {
+                if let (Some(oid), Some(name), Some(ns)) = (
+                    ints(&b, "oid"),
+                    texts(&b, "relname"),
+                    ints(&b, "relnamespace"),
+                ) {
                     for i in 0..b.num_rows() {
                         if let Some(schema) = namespaces.get(&ns.value(i)) {
-                            relations.insert(oid.value(i), (schema.clone(), name.value(i).to_string()));
+                            relations
+                                .insert(oid.value(i), (schema.clone(), name.value(i).to_string()));
                         }
                     }
                 }
@@ -229,7 +232,12 @@ async fn with_typmods(
     ) else {
         return Ok(batch);
     };
-    let Some(old) = batch.column(index).as_any().downcast_ref::<Int32Array>().cloned() else {
+    let Some(old) = batch
+        .column(index)
+        .as_any()
+        .downcast_ref::<Int32Array>()
+        .cloned()
+    else {
         return Ok(batch);
     };
     let mut schemas: std::collections::HashMap<i64, Option<SchemaRef>> = Default::default();
@@ -251,7 +259,11 @@ async fn with_typmods(
         let typmod = schemas
             .get(&rel)
             .and_then(|s| s.as_ref())
-            .and_then(|s| s.field_with_name(name.value(i)).ok().map(|f| f.data_type().clone()))
+            .and_then(|s| {
+                s.field_with_name(name.value(i))
+                    .ok()
+                    .map(|f| f.data_type().clone())
+            })
             .and_then(|t| match t {
                 DataType::Decimal128(p, s) | DataType::Decimal256(p, s) if s >= 0 => {
                     Some(((i32::from(p) << 16) | i32::from(s as u8)) + 4)
@@ -277,11 +289,16 @@ mod tests {
         let weak = plain.state_weak_ref();
         drop(plain);
         assert!(weak.upgrade().is_none(), "the plain session keeps itself");
-        let ctx = crate::server::pgcompat::build_base(&warehouse).await.unwrap();
+        let ctx = crate::server::pgcompat::build_base(&warehouse)
+            .await
+            .unwrap();
         let weak = ctx.state_weak_ref();
         let catalogs = std::sync::Arc::downgrade(&ctx.state().catalog_list().clone());
         drop(ctx);
-        assert!(catalogs.upgrade().is_none(), "the catalog list outlives the session");
+        assert!(
+            catalogs.upgrade().is_none(),
+            "the catalog list outlives the session"
+        );
         assert!(weak.upgrade().is_none(), "the session keeps itself");
     }
 }
