@@ -20,6 +20,7 @@ mod errors;
 mod handler;
 mod held;
 mod hooks;
+mod information_schema;
 mod memory;
 mod numeric;
 mod params;

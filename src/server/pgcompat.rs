@@ -35,6 +35,9 @@ pub async fn build_base(warehouse: &Warehouse) -> Result<SessionContext, ServeEr
     let ctx = crate::session::build_session(warehouse).await?;
     hold_small_tables_in_memory(&ctx).await?;
     super::pg_catalog::install(&ctx, DATABASE).map_err(|e| ServeError::Catalog(e.to_string()))?;
+    super::information_schema::install(&ctx, DATABASE)
+        .await
+        .map_err(|e| ServeError::Catalog(e.to_string()))?;
     let version = version_string();
     ctx.register_udf(constant_udf(
         "version",

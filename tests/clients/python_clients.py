@@ -238,6 +238,17 @@ def _():
                 raise AssertionError(f"accepted: {sql}")
             except psycopg.Error as e:
                 assert e.sqlstate == "22023", (sql, e.sqlstate)
+        # Grafana's column listing and the key query of Tableau / Metabase, as PostgreSQL answers.
+        cols = conn.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'public' AND table_name = 'orders' ORDER BY ordinal_position").fetchall()
+        assert ("order_ts", "timestamp with time zone") in cols and ("amount", "numeric") in cols, cols
+        keys = conn.execute(
+            "SELECT kcu.column_name FROM information_schema.table_constraints tc "
+            "JOIN information_schema.key_column_usage kcu ON tc.constraint_name = kcu.constraint_name "
+            "WHERE tc.constraint_type = 'PRIMARY KEY' AND tc.table_name = 'fx_rates' "
+            "ORDER BY kcu.ordinal_position").fetchall()
+        assert keys == [("rate_date",), ("currency",)], keys
         conn.execute("SET statement_timeout = '5s'")
         conn.execute("RESET statement_timeout")
         assert conn.execute("SHOW statement_timeout").fetchone()[0] == "0"

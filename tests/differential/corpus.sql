@@ -107,10 +107,21 @@ FETCH 2 FROM held;
 -- differs: types: catalog text columns are text (25) where PostgreSQL's are name (19), "char" (18) or oid (26); drivers read them alike
 SELECT c.relname, c.relkind FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
   WHERE n.nspname = 'public' AND c.relname IN ('orders', 'customers', 'fx_rates') ORDER BY c.relname;
--- differs: types, values: NOT YET as PostgreSQL: rebuy's information_schema is DataFusion's (data_type is the Arrow type, e.g. Decimal128(18, 2); is_nullable follows the stored schema); numeric_precision/numeric_scale are right
-SELECT table_name, column_name, data_type, numeric_precision, numeric_scale, is_nullable
+-- differs: types: information_schema's sql_identifier/character_data columns are text (25) where PostgreSQL's are name (19) and varchar (1043)
+SELECT table_name, column_name, data_type, numeric_precision, numeric_scale, datetime_precision, udt_name
   FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'orders'
-  AND column_name IN ('order_id', 'amount', 'order_ts', 'is_subscription') ORDER BY column_name;
+  AND column_name IN ('order_id', 'amount', 'order_ts', 'is_subscription', 'amount_usd') ORDER BY column_name;
+-- differs: types, values: rebuy's stored columns are NOT NULL where the data model requires a value; the PostgreSQL fixture declares only the keys NOT NULL
+SELECT column_name, is_nullable FROM information_schema.columns
+  WHERE table_schema = 'public' AND table_name = 'customers' ORDER BY ordinal_position;
+-- differs: types: information_schema's sql_identifier/character_data columns are text (25) where PostgreSQL's are name (19) and varchar (1043)
+SELECT tc.table_name, tc.constraint_name, tc.constraint_type, kcu.column_name, kcu.ordinal_position
+  FROM information_schema.table_constraints tc
+  JOIN information_schema.key_column_usage kcu
+    ON tc.constraint_name = kcu.constraint_name AND tc.table_name = kcu.table_name
+  WHERE tc.table_schema = 'public' AND tc.table_name IN ('orders', 'customers', 'fx_rates')
+  ORDER BY tc.table_name, kcu.ordinal_position;
+SELECT count(*) FROM information_schema.referential_constraints WHERE constraint_schema = 'public';
 -- differs: types: catalog text columns are text (25) where PostgreSQL's are name (19), and atttypid is regtype-like (2206) where PostgreSQL's is oid (26); the values agree
 SELECT a.attname, a.atttypid, a.atttypmod FROM pg_catalog.pg_attribute a
   JOIN pg_catalog.pg_class c ON c.oid = a.attrelid

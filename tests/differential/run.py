@@ -41,7 +41,7 @@ DDL = {
         country text, region text, member_tier text, marketing_consent boolean, referred_by text,
         email_sha256 text)""",
     "fx_rates": """CREATE TABLE fx_rates (rate_date date, currency text, to_usd double precision,
-        PRIMARY KEY (currency, rate_date))""",
+        PRIMARY KEY (rate_date, currency))""",
 }
 
 

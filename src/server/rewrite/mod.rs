@@ -6,6 +6,7 @@
 
 mod empty_sequences;
 mod index_keys;
+mod information_schema;
 mod like_escape;
 mod missing_columns;
 mod outer_filters;
@@ -66,6 +67,7 @@ fn is_catalog_name(name: &ObjectName) -> bool {
 
 /// Applies every rule to a catalog statement.
 pub fn rewrite(statement: &mut Statement) {
+    information_schema::use_postgres_views(statement);
     let _ = visit_expressions_mut(statement, |expr| {
         if let Expr::Subquery(query) = expr
             && empty_sequences::reads_only_empty_catalogs(query)
