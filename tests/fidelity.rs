@@ -144,3 +144,81 @@ async fn refreshes_under_a_running_server_keep_memory_flat() {
         "memory kept grew from {early} KiB to {late} KiB over {refreshes} refreshes: {samples:?}"
     );
 }
+
+/// Every SQLSTATE the server sends for a statement, each from a statement that causes it,
+/// over the simple protocol and again with Parse/Bind/Execute. (Login, connection-count and
+/// memory codes — 28000, 28P01, 53200, 53300 — need their own setups: tests/server.rs and
+/// tests/security.rs.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_sqlstate_the_server_sends_comes_from_its_cause() {
+    let server = start(TRUST);
+    let client = connect(server.port).await;
+    let deep = format!("SELECT {}", vec!["1"; 2_000].join("+"));
+    let cases: &[(&str, &str)] = &[
+        ("SELEC 1", "42601"),
+        ("SELECT * FROM no_such_table", "42P01"),
+        ("SELECT no_such_column FROM orders", "42703"),
+        ("SELECT no_such_function(1)", "42883"),
+        ("SELECT 1/0", "22012"),
+        ("SELECT CAST('x' AS INT)", "22P02"),
+        ("SELECT rfm_segment(9, 1, 1)", "22023"),
+        (
+            "SELECT set_config('statement_timeout', 'soon', false)",
+            "22023",
+        ),
+        ("SET statement_timeout = 'soon'", "22023"),
+        ("SELECT (SELECT order_id FROM orders)", "21000"),
+        ("SELECT $70000", "42P02"),
+        (deep.as_str(), "54001"),
+        ("SELECT repeat('x', 800000000)", "54000"),
+        ("SHOW no_such_setting", "42704"),
+        ("SET datafusion.sql_parser.dialect = 'mysql'", "42501"),
+        ("DELETE FROM orders", "25006"),
+        ("DECLARE c CURSOR FOR SELECT 1", "25P01"),
+        ("FETCH 1 FROM no_such_cursor", "34000"),
+        ("DECLARE s SCROLL CURSOR WITH HOLD FOR SELECT 1", "0A000"),
+    ];
+    for (sql, want) in cases {
+        let simple = client.simple_query(sql).await.map(|_| ());
+        let got = simple.as_ref().err().map(sqlstate);
+        assert_eq!(got.as_deref(), Some(*want), "simple protocol: {sql}");
+        if !sql.starts_with("SELEC ") {
+            let extended = client.query(*sql, &[]).await.map(|_| ());
+            let got = extended.as_ref().err().map(sqlstate);
+            assert_eq!(got.as_deref(), Some(*want), "extended protocol: {sql}");
+        }
+    }
+    // Cursor states: an existing name (42P03) and a backward fetch (55000).
+    client
+        .simple_query("DECLARE h CURSOR WITH HOLD FOR SELECT order_id FROM orders")
+        .await
+        .unwrap();
+    let again = client
+        .simple_query("DECLARE h CURSOR WITH HOLD FOR SELECT 1")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&again), "42P03");
+    let back = client
+        .simple_query("FETCH BACKWARD 1 FROM h")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&back), "55000");
+    // A statement stopped by its timeout (57014), and the connection goes on.
+    client
+        .simple_query("SET statement_timeout = '1ms'")
+        .await
+        .unwrap();
+    let slow = client
+        .simple_query("SELECT count(*) FROM orders a CROSS JOIN orders b CROSS JOIN orders c")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&slow), "57014");
+    client
+        .simple_query("RESET statement_timeout")
+        .await
+        .unwrap();
+    assert_eq!(
+        simple_rows(&client, "SELECT 1").await[0][0].as_deref(),
+        Some("1")
+    );
+}
