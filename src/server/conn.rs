@@ -20,7 +20,7 @@ use datafusion::sql::sqlparser::ast::Statement;
 use futures::StreamExt;
 use pgwire::api::Type;
 use pgwire::api::portal::Format;
-use pgwire::api::results::{FieldInfo, QueryResponse, Response};
+use pgwire::api::results::{FieldInfo, QueryResponse};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::data::DataRow;
 use pgwire::types::format::FormatOptions;
@@ -602,23 +602,6 @@ impl ConnState {
             })
             .boxed()
     }
-
-    pub(super) fn batch_response(&self, batch: RecordBatch) -> PgWireResult<Response> {
-        let fields = Arc::new(
-            datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields(
-                &batch.schema(),
-                &Format::UnifiedText,
-                None,
-            )?,
-        );
-        let rows: Vec<_> =
-            datafusion_postgres::arrow_pg::datatypes::encode_recordbatch(fields.clone(), batch)
-                .collect();
-        Ok(Response::Query(QueryResponse::new(
-            fields,
-            futures::stream::iter(rows),
-        )))
-    }
 }
 
 /// The batches a query's task sends, as the stream the encoders read.
@@ -674,36 +657,6 @@ pub(super) fn values_is_empty(values: &ParamValues) -> bool {
         ParamValues::List(l) => l.is_empty(),
         ParamValues::Map(m) => m.is_empty(),
     }
-}
-
-/// Parameter types of a plan, in `$1, $2, …` order; unknown ones as text.
-pub fn parameter_types(plan: &LogicalPlan) -> PgWireResult<Vec<(Option<DataType>, Type)>> {
-    let types = plan
-        .get_parameter_types()
-        .map_err(errors::from_datafusion)?;
-    let mut entries: Vec<(usize, Option<DataType>)> = types
-        .into_iter()
-        .filter_map(|(k, v)| {
-            k.trim_start_matches('$')
-                .parse::<usize>()
-                .ok()
-                .map(|n| (n, v))
-        })
-        .collect();
-    entries.sort_by_key(|(n, _)| *n);
-    let max = entries.last().map(|(n, _)| *n).unwrap_or(0);
-    let mut out = vec![(None, Type::TEXT); max];
-    for (n, dt) in entries {
-        if n == 0 {
-            continue;
-        }
-        let pg = dt
-            .as_ref()
-            .and_then(|d| datafusion_postgres::arrow_pg::datatypes::into_pg_type(d).ok())
-            .unwrap_or(Type::TEXT);
-        out[n - 1] = (dt, pg);
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::extendedquery::{Bind, Close, Execute, Parse};
 
-use super::conn::{self, ConnState};
+use super::conn::ConnState;
 use super::errors;
 use super::held;
 use super::shared::Shared;
@@ -201,7 +201,7 @@ impl QueryParser for Parser {
             return Ok(super::asyncpg::parameter_types());
         }
         match &stmt.plan {
-            Some(plan) => Ok(conn::parameter_types(plan)?
+            Some(plan) => Ok(super::params::parameter_types(plan)?
                 .into_iter()
                 .map(|(_, t)| t)
                 .collect()),
@@ -259,7 +259,7 @@ impl ExtendedQueryHandler for QueryHandler {
         let result = async {
             let params = match &p.plan {
                 Some(plan) => {
-                    let types = conn::parameter_types(plan)?;
+                    let types = super::params::parameter_types(plan)?;
                     let inferred: Vec<Option<&datafusion::arrow::datatypes::DataType>> =
                         types.iter().map(|(d, _)| d.as_ref()).collect();
                     let wire: Vec<Option<&Type>> = types.iter().map(|(_, t)| Some(t)).collect();
@@ -523,7 +523,7 @@ impl ExtendedQueryHandler for QueryHandler {
         let p = &target.statement;
         let params = match &p.plan {
             None if matches!(p.kind, Kind::AsyncpgTypes) => super::asyncpg::parameter_types(),
-            Some(plan) => conn::parameter_types(plan)?
+            Some(plan) => super::params::parameter_types(plan)?
                 .into_iter()
                 .enumerate()
                 .map(|(i, (_, t))| {

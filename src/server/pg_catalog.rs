@@ -31,7 +31,7 @@ pub fn install(ctx: &SessionContext, database: &str) -> Result<(), Box<DataFusio
     let provider = WithTypmods {
         inner: Arc::new(PgCatalogSchemaProvider::try_new(
             weak.clone(),
-            Arc::new(PgCatalogStaticTables::try_new()?),
+            static_tables()?,
             EmptyContextProvider,
         )?),
         catalogs: weak,
@@ -43,6 +43,17 @@ pub fn install(ctx: &SessionContext, database: &str) -> Result<(), Box<DataFusio
     })?;
     catalog.register_schema("pg_catalog", Arc::new(provider))?;
     Ok(())
+}
+
+/// PostgreSQL's own catalog rows the library ships (decoded once, shared by every snapshot's
+/// session: they never change).
+fn static_tables() -> Result<Arc<PgCatalogStaticTables>, Box<DataFusionError>> {
+    static TABLES: std::sync::OnceLock<Arc<PgCatalogStaticTables>> = std::sync::OnceLock::new();
+    if let Some(t) = TABLES.get() {
+        return Ok(t.clone());
+    }
+    let built = Arc::new(PgCatalogStaticTables::try_new()?);
+    Ok(TABLES.get_or_init(|| built).clone())
 }
 
 /// The session's catalogs, while the session lives.

@@ -104,7 +104,7 @@ pub fn parse(sql: &str) -> PgWireResult<Vec<Prepared>> {
                 .into_iter()
                 .map(|s| {
                     if !super::rewrite::reads_catalog(&s) {
-                        return s;
+                        return (s, false);
                     }
                     // The client's own text when it sent one statement (the compatible
                     // parser reads spellings the printed AST no longer has).
@@ -114,21 +114,30 @@ pub fn parse(sql: &str) -> PgWireResult<Vec<Prepared>> {
                         s.to_string()
                     };
                     match PARSER.parse(&super::rewrite::drop_regproc_casts(&text)) {
-                        Ok(mut again) if again.len() == 1 => again.remove(0),
-                        _ => s,
+                        Ok(mut again) if again.len() == 1 => (again.remove(0), true),
+                        _ => (s, true),
                     }
                 })
                 .collect::<Vec<_>>())
         }
         Err(plain) => PARSER
             .parse(&super::rewrite::drop_regproc_casts(sql))
+            .map(|statements| {
+                statements
+                    .into_iter()
+                    .map(|s| {
+                        let catalog = super::rewrite::reads_catalog(&s);
+                        (s, catalog)
+                    })
+                    .collect()
+            })
             .map_err(|_| plain),
     };
     match parsed {
         Ok(statements) => Ok(statements
             .into_iter()
-            .map(|mut s| {
-                if super::rewrite::reads_catalog(&s) {
+            .map(|(mut s, catalog)| {
+                if catalog {
                     super::rewrite::rewrite(&mut s);
                 }
                 crate::sql::shape(&mut s);

@@ -7,7 +7,8 @@ use datafusion::arrow::array::{ArrayRef, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::error::DataFusionError;
 use datafusion::sql::sqlparser::ast::{ContextModifier, Expr, Reset, Set, Statement};
-use pgwire::api::results::{Response, Tag};
+use pgwire::api::portal::Format;
+use pgwire::api::results::{QueryResponse, Response, Tag};
 use pgwire::error::{PgWireError, PgWireResult};
 
 use crate::server::conn::ConnState;
@@ -205,7 +206,7 @@ pub async fn run_show(conn: &ConnState, name: &str) -> PgWireResult<Response> {
         ]));
         let batch = RecordBatch::try_new(schema, vec![names, values])
             .map_err(|e| pg_error(errors::INTERNAL_ERROR, e.to_string()))?;
-        return conn.batch_response(batch);
+        return batch_response(batch);
     }
     let value = crate::server::pgcompat::setting_value(&ctx, &settings, name).ok_or_else(|| {
         pg_error(
@@ -224,7 +225,7 @@ pub async fn run_show(conn: &ConnState, name: &str) -> PgWireResult<Response> {
         vec![Arc::new(StringArray::from(vec![value])) as ArrayRef],
     )
     .map_err(|e| pg_error(errors::INTERNAL_ERROR, e.to_string()))?;
-    conn.batch_response(batch)
+    batch_response(batch)
 }
 
 fn first_line(e: &DataFusionError) -> String {
@@ -248,4 +249,22 @@ pub fn show_column_name(name: &str) -> String {
         "transaction isolation level" => "transaction_isolation".into(),
         other => other.to_string(),
     }
+}
+
+/// One batch of text values as a query response (SHOW's answers).
+fn batch_response(batch: RecordBatch) -> PgWireResult<Response> {
+    let fields = Arc::new(
+        datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields(
+            &batch.schema(),
+            &Format::UnifiedText,
+            None,
+        )?,
+    );
+    let rows: Vec<_> =
+        datafusion_postgres::arrow_pg::datatypes::encode_recordbatch(fields.clone(), batch)
+            .collect();
+    Ok(Response::Query(QueryResponse::new(
+        fields,
+        futures::stream::iter(rows),
+    )))
 }
