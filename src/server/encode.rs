@@ -296,16 +296,47 @@ pub(super) fn to_wire_batch(batch: RecordBatch) -> PgWireResult<RecordBatch> {
         match field.data_type() {
             DataType::Struct(_) | DataType::Map(_, _) => columns.push(json_column(field, column)?),
             t => match wire_type(t) {
-                Some(to) => columns.push(
-                    datafusion::arrow::compute::cast(column, &to)
-                        .map_err(|e| pg_error(errors::INTERNAL_ERROR, e.to_string()))?,
-                ),
+                Some(to) => {
+                    let cast = datafusion::arrow::compute::cast(column, &to)
+                        .map_err(|e| pg_error(errors::INTERNAL_ERROR, e.to_string()))?;
+                    columns.push(if *t == UNCONSTRAINED_NUMERIC {
+                        natural_scale(&cast)
+                    } else {
+                        cast
+                    });
+                }
                 None => columns.push(column.clone()),
             },
         }
     }
     RecordBatch::try_new(Arc::new(wire_schema(&schema)), columns)
         .map_err(|e| pg_error(errors::INTERNAL_ERROR, e.to_string()))
+}
+
+/// The type DataFusion gives `numeric` written without precision and scale (`$1::numeric`,
+/// `CAST(x AS numeric)`).
+const UNCONSTRAINED_NUMERIC: DataType = DataType::Decimal128(38, 10);
+
+/// PostgreSQL prints an unconstrained numeric at each value's own scale (`1234.56`), where
+/// DataFusion holds every value at scale 10 (`1234.5600000000`). The zeros a value was written
+/// with are gone by then, so all trailing zeros of the fraction are dropped: `1.50::numeric`
+/// prints `1.5` (PostgreSQL: `1.50`), which no driver reads differently as a number.
+fn natural_scale(text: &ArrayRef) -> ArrayRef {
+    use datafusion::arrow::array::{Array, AsArray};
+    let Some(strings) = text.as_string_opt::<i32>() else {
+        return text.clone();
+    };
+    let trimmed: StringArray = strings
+        .iter()
+        .map(|v| {
+            v.map(|v| match v.find('.') {
+                Some(_) => v.trim_end_matches('0').trim_end_matches('.'),
+                None => v,
+            })
+        })
+        .collect();
+    debug_assert_eq!(trimmed.len(), strings.len());
+    Arc::new(trimmed)
 }
 
 pub(super) fn json_column(field: &Field, column: &ArrayRef) -> PgWireResult<ArrayRef> {

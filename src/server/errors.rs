@@ -27,6 +27,8 @@ pub const INVALID_PASSWORD: &str = "28P01";
 pub const INVALID_AUTHORIZATION: &str = "28000";
 pub const CARDINALITY_VIOLATION: &str = "21000";
 pub const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";
+pub const AMBIGUOUS_COLUMN: &str = "42702";
+pub const DUPLICATE_COLUMN: &str = "42701";
 
 /// An ERROR-severity response with `code`.
 pub fn pg_error(code: &str, message: impl Into<String>) -> PgWireError {
@@ -44,35 +46,58 @@ pub fn canceled(reason: &str) -> PgWireError {
     )
 }
 
-/// The SQLSTATE PostgreSQL would give for this DataFusion error.
+/// The SQLSTATE PostgreSQL would give for this DataFusion error: from the error's structure
+/// where DataFusion gives one (parser errors, schema errors, Arrow's compute errors, rebuy's
+/// function errors), and from the message only for what DataFusion reports as plain text
+/// (unknown tables and functions, a scalar subquery's extra rows).
 pub fn sqlstate(error: &DataFusionError) -> &'static str {
     let root = error.find_root();
-    match root {
-        DataFusionError::SQL(..) => return SYNTAX_ERROR,
-        DataFusionError::ResourcesExhausted(_) => return OUT_OF_MEMORY,
-        DataFusionError::NotImplemented(_) => return FEATURE_NOT_SUPPORTED,
-        DataFusionError::External(e) => match e.downcast_ref::<FunctionError>() {
-            Some(FunctionError::Stopped { .. }) => return QUERY_CANCELED,
-            Some(FunctionError::TooLarge { .. }) => return PROGRAM_LIMIT_EXCEEDED,
-            Some(_) => return INVALID_PARAMETER_VALUE,
-            None => {}
+    structured(root).unwrap_or_else(|| from_message(root))
+}
+
+fn structured(root: &DataFusionError) -> Option<&'static str> {
+    use datafusion::arrow::error::ArrowError;
+    use datafusion::common::SchemaError;
+    Some(match root {
+        DataFusionError::SQL(..) => SYNTAX_ERROR,
+        DataFusionError::ResourcesExhausted(_) => OUT_OF_MEMORY,
+        DataFusionError::NotImplemented(_) => FEATURE_NOT_SUPPORTED,
+        DataFusionError::SchemaError(e, _) => match e.as_ref() {
+            SchemaError::FieldNotFound { .. } => UNDEFINED_COLUMN,
+            SchemaError::AmbiguousReference { .. } => AMBIGUOUS_COLUMN,
+            SchemaError::DuplicateQualifiedField { .. }
+            | SchemaError::DuplicateUnqualifiedField { .. } => DUPLICATE_COLUMN,
         },
-        DataFusionError::SchemaError(e, _) => {
-            let text = e.to_string();
-            if text.contains("No field named") || text.contains("not found") {
-                return UNDEFINED_COLUMN;
-            }
-        }
-        _ => {}
-    }
-    let text = root.to_string();
-    let lower = text.to_ascii_lowercase();
-    if lower.contains("no field named") {
-        UNDEFINED_COLUMN
-    } else if lower.contains("scalar subquery returned more than one row") {
+        DataFusionError::ArrowError(e, _) => return arrow_state(e),
+        DataFusionError::External(e) => match e.downcast_ref::<FunctionError>() {
+            Some(FunctionError::Stopped { .. }) => QUERY_CANCELED,
+            Some(FunctionError::TooLarge { .. }) => PROGRAM_LIMIT_EXCEEDED,
+            Some(_) => INVALID_PARAMETER_VALUE,
+            None => return e.downcast_ref::<ArrowError>().and_then(arrow_state),
+        },
+        _ => return None,
+    })
+}
+
+fn arrow_state(e: &datafusion::arrow::error::ArrowError) -> Option<&'static str> {
+    use datafusion::arrow::error::ArrowError;
+    Some(match e {
+        ArrowError::DivideByZero => DIVISION_BY_ZERO,
+        ArrowError::ArithmeticOverflow(_) => NUMERIC_VALUE_OUT_OF_RANGE,
+        // Arrow says "Can't cast value 3000000000 to type Int32" for a value out of the
+        // target's range, which PostgreSQL reports as 22003, not as bad text.
+        ArrowError::CastError(m) if m.starts_with("Can't cast value") => NUMERIC_VALUE_OUT_OF_RANGE,
+        ArrowError::CastError(_) | ArrowError::ParseError(_) => INVALID_TEXT_REPRESENTATION,
+        ArrowError::MemoryError(_) => OUT_OF_MEMORY,
+        _ => return None,
+    })
+}
+
+/// DataFusion reports these as plain `Plan`/`Execution` text, with no variant to match.
+fn from_message(root: &DataFusionError) -> &'static str {
+    let lower = root.to_string().to_ascii_lowercase();
+    if lower.contains("scalar subquery returned more than one row") {
         CARDINALITY_VIOLATION
-    } else if lower.contains("can't cast value") && lower.contains("to type int") {
-        NUMERIC_VALUE_OUT_OF_RANGE
     } else if (lower.contains("table")
         && (lower.contains("not found") || lower.contains("doesn't exist")))
         || lower.contains("no table named")
@@ -88,18 +113,10 @@ pub fn sqlstate(error: &DataFusionError) -> &'static str {
     {
         UNDEFINED_FUNCTION
     } else if lower.contains("divide by zero") || lower.contains("division by zero") {
+        // Arrow's kernels sometimes report it wrapped in an execution message.
         DIVISION_BY_ZERO
     } else if lower.contains("cannot cast") || lower.contains("cast error") {
         INVALID_TEXT_REPRESENTATION
-    } else if lower.contains("resources exhausted")
-        || lower.contains("memory") && lower.contains("exceed")
-    {
-        OUT_OF_MEMORY
-    } else if lower.contains("sql error")
-        || lower.contains("parsererror")
-        || lower.contains("expected") && lower.contains("found")
-    {
-        SYNTAX_ERROR
     } else if matches!(root, DataFusionError::Plan(_)) {
         DATATYPE_MISMATCH
     } else {

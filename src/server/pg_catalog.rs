@@ -28,7 +28,10 @@ pub fn install(ctx: &SessionContext, database: &str) -> Result<(), Box<DataFusio
     setup_pg_catalog(ctx, database, EmptyContextProvider)?;
     let list = ctx.state().catalog_list().clone();
     let weak = WeakCatalogs(Arc::downgrade(&list));
+    let definitions = Arc::new(super::pg_keys::IndexDefinitions::default());
+    ctx.register_udf(super::pg_keys::index_definition_udf(definitions.clone()));
     let provider = WithTypmods {
+        definitions,
         inner: Arc::new(PgCatalogSchemaProvider::try_new(
             weak.clone(),
             static_tables()?,
@@ -58,10 +61,10 @@ fn static_tables() -> Result<Arc<PgCatalogStaticTables>, Box<DataFusionError>> {
 
 /// The session's catalogs, while the session lives.
 #[derive(Debug, Clone)]
-struct WeakCatalogs(Weak<dyn CatalogProviderList>);
+pub(super) struct WeakCatalogs(Weak<dyn CatalogProviderList>);
 
 impl WeakCatalogs {
-    fn get(&self) -> Result<Arc<dyn CatalogProviderList>, DataFusionError> {
+    pub(super) fn get(&self) -> Result<Arc<dyn CatalogProviderList>, DataFusionError> {
         self.0
             .upgrade()
             .ok_or_else(|| DataFusionError::Execution("the session has ended".into()))
@@ -122,6 +125,7 @@ use datafusion::physical_plan::ExecutionPlan;
 struct WithTypmods {
     inner: Arc<dyn SchemaProvider>,
     catalogs: WeakCatalogs,
+    definitions: Arc<super::pg_keys::IndexDefinitions>,
 }
 
 #[async_trait]
@@ -131,6 +135,20 @@ impl SchemaProvider for WithTypmods {
     }
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
         let table = self.inner.table(name).await?;
+        if let Some(which) = super::pg_keys::KeyCatalog::of(name) {
+            return Ok(table.map(|t| {
+                Arc::new(super::pg_keys::KeyTable {
+                    inner: t,
+                    which,
+                    schema: self.inner.clone(),
+                    catalogs: self.catalogs.clone(),
+                    definitions: self.definitions.clone(),
+                }) as Arc<dyn TableProvider>
+            }));
+        }
+        if name.eq_ignore_ascii_case("pg_settings") {
+            return Ok(Some(settings_table(table)?));
+        }
         if !name.eq_ignore_ascii_case("pg_attribute") {
             return Ok(table);
         }
@@ -154,7 +172,7 @@ struct Attributes {
     catalogs: WeakCatalogs,
 }
 
-async fn read_all(
+pub(super) async fn read_all(
     table: Arc<dyn TableProvider>,
     state: &dyn Session,
 ) -> Result<Vec<RecordBatch>, DataFusionError> {
@@ -163,16 +181,84 @@ async fn read_all(
 }
 
 /// A column of `batch` by name, as 64-bit integers or text.
-fn ints(batch: &RecordBatch, name: &str) -> Option<Int64Array> {
+pub(super) fn ints(batch: &RecordBatch, name: &str) -> Option<Int64Array> {
     let column = batch.column_by_name(name)?;
     let cast = datafusion::arrow::compute::cast(column, &DataType::Int64).ok()?;
     cast.as_any().downcast_ref::<Int64Array>().cloned()
 }
 
-fn texts(batch: &RecordBatch, name: &str) -> Option<StringArray> {
+pub(super) fn texts(batch: &RecordBatch, name: &str) -> Option<StringArray> {
     let column = batch.column_by_name(name)?;
     let cast = datafusion::arrow::compute::cast(column, &DataType::Utf8).ok()?;
     cast.as_any().downcast_ref::<StringArray>().cloned()
+}
+
+/// `pg_settings` with a row for every parameter `SHOW` knows, at the server's defaults (the
+/// library's view has one row; pgjdbc reads `max_index_keys` there before its key queries).
+/// A session's own `SET`s show in `SHOW` and `current_setting()`, not here.
+fn settings_table(
+    library: Option<Arc<dyn TableProvider>>,
+) -> Result<Arc<dyn TableProvider>, DataFusionError> {
+    let defaults = super::settings::Settings::new();
+    let rows: Vec<(&str, &str)> = defaults.all().collect();
+    let schema = match &library {
+        Some(t) => t.schema(),
+        None => Arc::new(datafusion::arrow::datatypes::Schema::new(vec![
+            datafusion::arrow::datatypes::Field::new("name", DataType::Utf8, true),
+            datafusion::arrow::datatypes::Field::new("setting", DataType::Utf8, true),
+        ])),
+    };
+    let columns: Vec<ArrayRef> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.name().as_str() {
+            "name" => Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))) as ArrayRef,
+            "setting" | "reset_val" | "boot_val" => {
+                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1)))
+            }
+            "source" => Arc::new(StringArray::from_iter_values(rows.iter().map(|_| "default"))),
+            _ => datafusion::arrow::array::new_null_array(f.data_type(), rows.len()),
+        })
+        .collect();
+    let batch = RecordBatch::try_new(schema.clone(), columns)?;
+    Ok(Arc::new(datafusion::datasource::MemTable::try_new(
+        schema,
+        vec![vec![batch]],
+    )?))
+}
+
+/// The library's relations by oid: (schema, name).
+pub(super) async fn relations(
+    schema: &dyn SchemaProvider,
+    state: &dyn Session,
+) -> Result<std::collections::HashMap<i64, (String, String)>, DataFusionError> {
+    let mut relations = std::collections::HashMap::new();
+    let mut namespaces = std::collections::HashMap::new();
+    if let Some(t) = schema.table("pg_namespace").await? {
+        for b in read_all(t, state).await? {
+            if let (Some(oid), Some(name)) = (ints(&b, "oid"), texts(&b, "nspname")) {
+                for i in 0..b.num_rows() {
+                    namespaces.insert(oid.value(i), name.value(i).to_string());
+                }
+            }
+        }
+    }
+    if let Some(t) = schema.table("pg_class").await? {
+        for b in read_all(t, state).await? {
+            if let (Some(oid), Some(name), Some(ns)) = (
+                ints(&b, "oid"),
+                texts(&b, "relname"),
+                ints(&b, "relnamespace"),
+            ) {
+                for i in 0..b.num_rows() {
+                    if let Some(schema) = namespaces.get(&ns.value(i)) {
+                        relations.insert(oid.value(i), (schema.clone(), name.value(i).to_string()));
+                    }
+                }
+            }
+        }
+    }
+    Ok(relations)
 }
 
 #[async_trait]
@@ -191,33 +277,7 @@ impl TableProvider for Attributes {
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>, DataFusionError> {
         let attributes = read_all(self.inner.clone(), state).await?;
-        let mut relations = std::collections::HashMap::new();
-        let mut namespaces = std::collections::HashMap::new();
-        if let Some(t) = self.schema.table("pg_namespace").await? {
-            for b in read_all(t, state).await? {
-                if let (Some(oid), Some(name)) = (ints(&b, "oid"), texts(&b, "nspname")) {
-                    for i in 0..b.num_rows() {
-                        namespaces.insert(oid.value(i), name.value(i).to_string());
-                    }
-                }
-            }
-        }
-        if let Some(t) = self.schema.table("pg_class").await? {
-            for b in read_all(t, state).await? {
-                if let (Some(oid), Some(name), Some(ns)) = (
-                    ints(&b, "oid"),
-                    texts(&b, "relname"),
-                    ints(&b, "relnamespace"),
-                ) {
-                    for i in 0..b.num_rows() {
-                        if let Some(schema) = namespaces.get(&ns.value(i)) {
-                            relations
-                                .insert(oid.value(i), (schema.clone(), name.value(i).to_string()));
-                        }
-                    }
-                }
-            }
-        }
+        let relations = relations(&*self.schema, state).await?;
         let catalogs = self.catalogs.get()?;
         let mut fixed = Vec::with_capacity(attributes.len());
         for batch in attributes {

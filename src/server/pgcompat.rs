@@ -67,6 +67,14 @@ pub async fn build_base(warehouse: &Warehouse) -> Result<SessionContext, ServeEr
     ctx.register_udf(ScalarUDF::new_from_impl(JsonBuildObject {
         signature: Signature::variadic_any(Volatility::Immutable),
     }));
+    ctx.register_udf(super::pg_arrays::expand_array_udf());
+    // rebuy stores no expressions (column defaults, index predicates), so the decompiled
+    // expression is NULL, as PostgreSQL's for a NULL node tree; the library's answers ''.
+    ctx.register_udf(constant_udf(
+        "pg_get_expr",
+        ScalarValue::Utf8(None),
+        Signature::variadic_any(Volatility::Stable),
+    ));
     ctx.register_udf(ScalarUDF::new_from_impl(ToRegtype {
         signature: Signature::any(1, Volatility::Stable),
     }));

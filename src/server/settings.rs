@@ -45,6 +45,9 @@ fn defaults() -> Vec<(&'static str, String)> {
         ("transaction_read_only", "off".into()),
         ("default_transaction_read_only", "off".into()),
         ("max_identifier_length", "63".into()),
+        // Read by pgjdbc before its key queries (getImportedKeys, getExportedKeys).
+        ("max_index_keys", "32".into()),
+        ("max_function_args", "100".into()),
         ("bytea_output", "hex".into()),
         ("lc_messages", "C".into()),
         ("lc_monetary", "C".into()),

@@ -138,6 +138,7 @@ pub fn parse(sql: &str) -> PgWireResult<Vec<Prepared>> {
             .into_iter()
             .map(|(mut s, catalog)| {
                 if catalog {
+                    crate::sql::name_columns(&mut s);
                     super::rewrite::rewrite(&mut s);
                 }
                 crate::sql::shape(&mut s);

@@ -63,8 +63,8 @@ fn type_set_expr(body: &mut SetExpr) {
 /// Whether `e` is made of integer constants only and PostgreSQL would type it `int4`.
 fn fits_int4(e: &Expr) -> bool {
     match e {
+        // `CASE x WHEN … THEN 1 …` too: the operand does not type the result.
         Expr::Case {
-            operand: None,
             conditions,
             else_result,
             ..

@@ -125,6 +125,12 @@ pub fn shape(statement: &mut Statement) {
     subqueries::nullable_scalar_subqueries(statement);
 }
 
+/// Only the names of [`shape`], for a caller that rewrites the statement's expressions before
+/// shaping it (the server's catalog rewrites): the names stay those of the SQL as written.
+pub fn name_columns(statement: &mut Statement) {
+    names::name_like_postgres(statement);
+}
+
 fn shape_df(statement: &mut DfStatement) {
     match statement {
         DfStatement::Statement(s) => shape(s),

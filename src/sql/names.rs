@@ -12,7 +12,7 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    DataType, Expr, Ident, Query, SelectItem, SetExpr, Statement, TimezoneInfo, Value, VisitMut,
+    AccessExpr, DataType, Expr, Ident, Query, SelectItem, SetExpr, Statement, TimezoneInfo, Value, VisitMut,
     VisitorMut,
 };
 
@@ -98,6 +98,16 @@ fn figure(e: &Expr) -> Option<String> {
             .last()
             .map(|p| p.to_string().trim_matches('"').to_lowercase()),
         Expr::Nested(inner) => figure(inner),
+        // A field's name (`(keys).n` is `n`); past subscripts, the base's (`conkey[1]`).
+        Expr::CompoundFieldAccess { root, access_chain } => {
+            match access_chain.iter().rev().find_map(|a| match a {
+                AccessExpr::Dot(Expr::Identifier(i)) => Some(i.value.clone()),
+                _ => None,
+            }) {
+                Some(field) => Some(field),
+                None => figure(root),
+            }
+        }
         Expr::Cast {
             expr, data_type, ..
         } => figure(expr).or_else(|| type_name(data_type)),
@@ -178,6 +188,10 @@ mod tests {
             ),
             "SELECT count(*) AS \"count\", 1 AS \"?column?\", region, amount::INT AS \"amount\", \
              1::INT AS \"int4\", CAST('x' AS TEXT) AS \"text\", max(a) AS m FROM t"
+        );
+        assert_eq!(
+            named("SELECT k[1], (r).n, 2 = ANY(k) FROM t"),
+            "SELECT k[1] AS \"k\", (r).n AS \"n\", 2 = ANY(k) AS \"?column?\" FROM t"
         );
     }
 

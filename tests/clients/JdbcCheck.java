@@ -90,6 +90,36 @@ public class JdbcCheck {
                 require(types > 10, "types " + types);
                 require(md.getDatabaseProductVersion().startsWith("16"), "version " + md.getDatabaseProductVersion());
             });
+            check(c, "DatabaseMetaData keys: getPrimaryKeys/getIndexInfo/getImportedKeys/getExportedKeys", conn -> {
+                DatabaseMetaData md = conn.getMetaData();
+                List<String> pk = new java.util.ArrayList<>();
+                try (ResultSet rs = md.getPrimaryKeys(null, "public", "fx_rates")) {
+                    while (rs.next()) {
+                        require(rs.getString("PK_NAME").equals("fx_rates_pkey"), "pk name " + rs.getString("PK_NAME"));
+                        require(rs.getInt("KEY_SEQ") == pk.size() + 1, "key seq " + rs.getInt("KEY_SEQ"));
+                        pk.add(rs.getString("COLUMN_NAME"));
+                    }
+                }
+                require(pk.equals(List.of("rate_date", "currency")), "fx_rates key " + pk);
+                try (ResultSet rs = md.getPrimaryKeys(null, "public", "orders")) {
+                    require(rs.next() && rs.getString("COLUMN_NAME").equals("order_id") && !rs.next(), "orders key");
+                }
+                List<String> index = new java.util.ArrayList<>();
+                try (ResultSet rs = md.getIndexInfo(null, "public", "fx_rates", true, false)) {
+                    while (rs.next()) {
+                        require(rs.getString("INDEX_NAME").equals("fx_rates_pkey") && !rs.getBoolean("NON_UNIQUE"),
+                            "index " + rs.getString("INDEX_NAME"));
+                        index.add(rs.getString("COLUMN_NAME"));
+                    }
+                }
+                require(index.equals(List.of("rate_date", "currency")), "fx_rates index " + index);
+                try (ResultSet rs = md.getImportedKeys(null, "public", "orders")) {
+                    require(!rs.next(), "rebuy declares no foreign keys");
+                }
+                try (ResultSet rs = md.getExportedKeys(null, "public", "customers")) {
+                    require(!rs.next(), "rebuy declares no foreign keys");
+                }
+            });
             check(c, "ResultSetMetaData: int4 constants, numeric precision and scale", conn -> {
                 try (Statement s = conn.createStatement();
                      ResultSet rs = s.executeQuery(

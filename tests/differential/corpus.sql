@@ -13,6 +13,9 @@ SELECT CASE WHEN true THEN 1 ELSE 0 END AS flag;
 SELECT 1.5 AS x, CAST(2.25 AS float8) AS y, CAST(2.5 AS real) AS z;
 SELECT 10000000000000000.00 AS big_numeric;
 SELECT 123456789012345678901234567890 AS thirty_digits;
+SELECT CAST(1234.56 AS numeric) AS n, CAST(5 AS numeric) AS five, CAST(0.125 AS numeric) AS e;
+-- differs: values: an unconstrained numeric prints without trailing zeros (1.5, 12.3), where PostgreSQL keeps the scale it was written with or the column's (1.50, 12.30)
+SELECT CAST(1.50 AS numeric) AS n;
 SELECT CAST('2024-03-05 10:20:30+00' AS timestamptz) AS t;
 SELECT CAST('2024-03-05 10:20:30' AS timestamp) AS t;
 SELECT CAST('2024-03-05' AS date) AS d;
@@ -44,6 +47,14 @@ SELECT (SELECT order_id FROM orders WHERE false) AS none;
 SELECT (SELECT max(amount) FROM orders) AS top;
 SELECT c.customer_id, (SELECT count(*) FROM orders o WHERE o.customer_id = c.customer_id) AS n
   FROM customers c ORDER BY c.customer_id LIMIT 5;
+
+-- Errors analysts make, each with PostgreSQL's SQLSTATE.
+SELECT customer_id FROM orders, customers;
+SELECT no_such_column FROM orders;
+SELECT * FROM no_such_table;
+SELECT 1 / 0;
+SELECT CAST('x' AS int);
+SELECT CAST(3000000000 AS int);
 
 -- Analyst SQL over the tables.
 SELECT customer_id, count(*) AS orders, sum(amount_usd) > 0 AS bought
@@ -135,3 +146,65 @@ SELECT current_database(), current_schema();
 SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a
   JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
   WHERE c.relname = 'orders' AND a.attname IN ('amount', 'discount') ORDER BY a.attname;
+
+-- Keys in pg_catalog, as pgjdbc (getPrimaryKeys, getIndexInfo, getImportedKeys), SQLAlchemy
+-- (get_pk_constraint) and Metabase read them; oids differ between servers, so the tables are
+-- named, not numbered.
+-- differs: types: catalog text columns are text (25) where PostgreSQL's are name (19)
+SELECT result.TABLE_CAT, result.TABLE_SCHEM, result.TABLE_NAME, result.COLUMN_NAME, result.KEY_SEQ, result.PK_NAME
+  FROM (SELECT NULL AS TABLE_CAT, n.nspname AS TABLE_SCHEM, ct.relname AS TABLE_NAME, a.attname AS COLUMN_NAME,
+    (information_schema._pg_expandarray(i.indkey)).n AS KEY_SEQ, ci.relname AS PK_NAME,
+    information_schema._pg_expandarray(i.indkey) AS KEYS, a.attnum AS A_ATTNUM
+  FROM pg_catalog.pg_class ct JOIN pg_catalog.pg_attribute a ON (ct.oid = a.attrelid)
+    JOIN pg_catalog.pg_namespace n ON (ct.relnamespace = n.oid)
+    JOIN pg_catalog.pg_index i ON (a.attrelid = i.indrelid)
+    JOIN pg_catalog.pg_class ci ON (ci.oid = i.indexrelid)
+  WHERE true AND n.nspname = E'public' AND ct.relname = E'fx_rates' AND i.indisprimary) result
+  WHERE result.A_ATTNUM = (result.KEYS).x ORDER BY result.table_name, result.pk_name, result.key_seq;
+-- differs: types: catalog text columns are text (25) where PostgreSQL's are name (19)
+SELECT tmp.INDEX_NAME, tmp.NON_UNIQUE, tmp.TYPE, tmp.ORDINAL_POSITION,
+    trim(both '"' from pg_catalog.pg_get_indexdef(tmp.CI_OID, tmp.ORDINAL_POSITION, false)) AS COLUMN_NAME,
+    CASE tmp.AM_NAME WHEN 'btree' THEN CASE tmp.I_INDOPTION[tmp.ORDINAL_POSITION - 1] & 1::smallint
+      WHEN 1 THEN 'D' ELSE 'A' END ELSE NULL END AS ASC_OR_DESC, tmp.FILTER_CONDITION
+  FROM (SELECT NULL AS TABLE_CAT, n.nspname AS TABLE_SCHEM, ct.relname AS TABLE_NAME,
+    NOT i.indisunique AS NON_UNIQUE, NULL AS INDEX_QUALIFIER, ci.relname AS INDEX_NAME,
+    CASE i.indisclustered WHEN true THEN 1 ELSE CASE am.amname WHEN 'hash' THEN 2 ELSE 3 END END AS TYPE,
+    (information_schema._pg_expandarray(i.indkey)).n AS ORDINAL_POSITION,
+    pg_catalog.pg_get_expr(i.indpred, i.indrelid) AS FILTER_CONDITION, ci.oid AS CI_OID,
+    i.indoption AS I_INDOPTION, am.amname AS AM_NAME
+  FROM pg_catalog.pg_class ct JOIN pg_catalog.pg_namespace n ON (ct.relnamespace = n.oid)
+    JOIN pg_catalog.pg_index i ON (ct.oid = i.indrelid) JOIN pg_catalog.pg_class ci ON (ci.oid = i.indexrelid)
+    JOIN pg_catalog.pg_am am ON (ci.relam = am.oid)
+  WHERE true AND n.nspname = E'public' AND ct.relname = E'fx_rates') AS tmp
+  ORDER BY NON_UNIQUE, TYPE, INDEX_NAME, ORDINAL_POSITION;
+-- differs: types: catalog text columns are text (25) where PostgreSQL's are name (19); generate_series numbers are int8 (20) where PostgreSQL's generate_series(int, int) gives int4 (23)
+SELECT NULL::text AS PKTABLE_CAT, pkn.nspname AS PKTABLE_SCHEM, pkc.relname AS PKTABLE_NAME, pka.attname AS PKCOLUMN_NAME,
+    fkc.relname AS FKTABLE_NAME, fka.attname AS FKCOLUMN_NAME, pos.n AS KEY_SEQ, con.conname AS FK_NAME, pkic.relname AS PK_NAME
+  FROM pg_catalog.pg_namespace pkn, pg_catalog.pg_class pkc, pg_catalog.pg_attribute pka,
+    pg_catalog.pg_namespace fkn, pg_catalog.pg_class fkc, pg_catalog.pg_attribute fka,
+    pg_catalog.pg_constraint con, pg_catalog.generate_series(1, 32) pos(n), pg_catalog.pg_class pkic
+  WHERE pkn.oid = pkc.relnamespace AND pkc.oid = pka.attrelid AND pka.attnum = con.confkey[pos.n]
+    AND con.confrelid = pkc.oid AND fkn.oid = fkc.relnamespace AND fkc.oid = fka.attrelid
+    AND fka.attnum = con.conkey[pos.n] AND con.conrelid = fkc.oid AND con.contype = 'f'
+    AND (pkic.relkind = 'i' OR pkic.relkind = 'I') AND pkic.oid = con.conindid
+    AND fkn.nspname = E'public' AND fkc.relname = E'orders'
+  ORDER BY pkn.nspname, pkc.relname, con.conname, pos.n;
+-- differs: types: catalog text columns are text (25) where PostgreSQL's are name (19)
+SELECT attr.relname, array_agg(CAST(attr.attname AS TEXT) ORDER BY attr.ord) AS cols, attr.conname
+  FROM (SELECT con.relname, con.conname, con.ord, a.attname
+    FROM pg_catalog.pg_attribute a JOIN (SELECT c.relname, k.conrelid, k.conname,
+        unnest(k.conkey) AS attnum, generate_subscripts(k.conkey, 1) AS ord
+      FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
+      WHERE k.contype = 'p' AND c.relname IN ('orders', 'customers', 'fx_rates')) AS con
+    ON a.attnum = con.attnum AND a.attrelid = con.conrelid) AS attr
+  GROUP BY attr.relname, attr.conname ORDER BY attr.relname;
+-- differs: types, values: catalog text columns are text (25) where PostgreSQL's are name (19); array_length is int8 (20) where PostgreSQL's is int4 (23), so its binary value is 8 bytes, not 4
+SELECT k.conname, k.conkey, k.conkey[1], array_length(k.conkey, 1) AS n, array_lower(k.conkey, 1) AS lo,
+    array_upper(k.conkey, 1) AS hi, 2 = ANY(k.conkey) AS has_second
+  FROM pg_catalog.pg_constraint k JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
+  WHERE c.relname IN ('orders', 'customers', 'fx_rates') ORDER BY k.conname;
+-- differs: types: catalog text columns are text (25) where PostgreSQL's are name (19)
+SELECT c.relname, i.indisprimary, i.indisunique, i.indnatts FROM pg_catalog.pg_index i
+  JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid JOIN pg_catalog.pg_class t ON t.oid = i.indrelid
+  WHERE t.relname IN ('orders', 'customers', 'fx_rates') ORDER BY c.relname;
+SELECT setting FROM pg_catalog.pg_settings WHERE name = 'max_index_keys';

@@ -5,6 +5,7 @@
 //! Each rule is a file that quotes the client query it exists for.
 
 mod empty_sequences;
+mod field_access;
 mod index_keys;
 mod information_schema;
 mod like_escape;
@@ -73,6 +74,9 @@ pub fn rewrite(statement: &mut Statement) {
             && empty_sequences::reads_only_empty_catalogs(query)
         {
             *expr = Expr::value(Value::Null);
+            return ControlFlow::Continue(());
+        }
+        if field_access::get_field_for_dots(expr) {
             return ControlFlow::Continue(());
         }
         if missing_columns::null_for_missing(expr) {

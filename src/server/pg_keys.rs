@@ -1,0 +1,414 @@
+//! The data model's keys in `pg_catalog`, where drivers look for them: a primary key
+//! constraint in `pg_constraint`, its unique index in `pg_index` and the index's relation in
+//! `pg_class`. pgjdbc's `getPrimaryKeys`/`getIndexInfo` (which Tableau and DBeaver call),
+//! SQLAlchemy's `get_pk_constraint` and Metabase read keys there rather than in
+//! `information_schema`.
+//!
+//! The library ships PostgreSQL's own rows of these catalogs with the key columns as text
+//! (`'[1]'`, `'1 2'`); clients index them (`conkey[1]`, `= ANY(conkey)`), unnest them and
+//! take their bounds, so here they are arrays of `int2`, as in PostgreSQL.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::array::{Array, ArrayRef, Int16Builder, ListBuilder, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::{SchemaProvider, Session, TableProvider};
+use datafusion::common::ScalarValue;
+use datafusion::datasource::TableType;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::error::DataFusionError;
+use datafusion::logical_expr::Expr;
+use datafusion::physical_plan::ExecutionPlan;
+
+use super::pg_catalog::{WeakCatalogs, ints, read_all, relations};
+use crate::storage::TableKind;
+
+/// Oids of the keys' index and constraint rows: the table's oid plus these. The library
+/// numbers relations upwards from 16384, one per table, view and schema, far below them.
+const INDEX_OID_OFFSET: i64 = 1_000_000;
+const CONSTRAINT_OID_OFFSET: i64 = 2_000_000;
+/// `pg_am.oid` of btree, the access method PostgreSQL gives a primary key's index.
+const BTREE: i32 = 403;
+
+/// The catalogs this module extends.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) enum KeyCatalog {
+    Class,
+    Index,
+    Constraint,
+}
+
+impl KeyCatalog {
+    pub(super) fn of(name: &str) -> Option<Self> {
+        match name.to_ascii_lowercase().as_str() {
+            "pg_class" => Some(Self::Class),
+            "pg_index" => Some(Self::Index),
+            "pg_constraint" => Some(Self::Constraint),
+            _ => None,
+        }
+    }
+
+    /// The columns that are `int2vector`/`int2[]` in PostgreSQL.
+    fn array_columns(self) -> &'static [&'static str] {
+        match self {
+            Self::Class => &[],
+            Self::Index => &["indkey", "indoption"],
+            Self::Constraint => &["conkey", "confkey"],
+        }
+    }
+}
+
+/// One of the catalogs, with the keys' rows added and its key columns as arrays.
+#[derive(Debug)]
+pub(super) struct KeyTable {
+    pub(super) inner: Arc<dyn TableProvider>,
+    pub(super) which: KeyCatalog,
+    pub(super) schema: Arc<dyn SchemaProvider>,
+    pub(super) catalogs: WeakCatalogs,
+    pub(super) definitions: Arc<IndexDefinitions>,
+}
+
+fn int2_array() -> DataType {
+    DataType::List(Arc::new(Field::new_list_field(DataType::Int16, true)))
+}
+
+#[async_trait]
+impl TableProvider for KeyTable {
+    fn schema(&self) -> SchemaRef {
+        let inner = self.inner.schema();
+        let arrays = self.which.array_columns();
+        Arc::new(Schema::new_with_metadata(
+            inner
+                .fields()
+                .iter()
+                .map(|f| {
+                    if arrays.contains(&f.name().as_str()) {
+                        Arc::new(f.as_ref().clone().with_data_type(int2_array()))
+                    } else {
+                        f.clone()
+                    }
+                })
+                .collect::<Vec<_>>(),
+            inner.metadata().clone(),
+        ))
+    }
+    fn table_type(&self) -> TableType {
+        self.inner.table_type()
+    }
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>, DataFusionError> {
+        let schema = self.schema();
+        let mut batches = Vec::new();
+        for batch in read_all(self.inner.clone(), state).await? {
+            batches.push(with_arrays(batch, &schema)?);
+        }
+        let keys = keys(&*self.schema, &self.catalogs, state).await?;
+        self.definitions.remember(&keys);
+        if !keys.is_empty() {
+            batches.push(key_rows(self.which, &schema, &keys)?);
+        }
+        Ok(MemorySourceConfig::try_new_exec(
+            &[batches],
+            schema,
+            projection.cloned(),
+        )?)
+    }
+}
+
+/// A primary key of one of rebuy's tables, with the oids clients join on.
+struct Key {
+    table: &'static str,
+    table_oid: i64,
+    namespace: i64,
+    attnums: Vec<i16>,
+    columns: &'static [&'static str],
+}
+
+async fn keys(
+    schema: &dyn SchemaProvider,
+    catalogs: &WeakCatalogs,
+    state: &dyn Session,
+) -> Result<Vec<Key>, DataFusionError> {
+    let relations = relations(schema, state).await?;
+    let mut namespaces: HashMap<i64, i64> = HashMap::new();
+    if let Some(t) = schema.table("pg_class").await? {
+        for b in read_all(t, state).await? {
+            if let (Some(oid), Some(ns)) = (ints(&b, "oid"), ints(&b, "relnamespace")) {
+                for i in 0..b.num_rows() {
+                    namespaces.insert(oid.value(i), ns.value(i));
+                }
+            }
+        }
+    }
+    let catalogs = catalogs.get()?;
+    let mut out = Vec::new();
+    for kind in TableKind::ALL {
+        let Some((&oid, _)) = relations
+            .iter()
+            .find(|(_, (s, t))| s == "public" && t == kind.name())
+        else {
+            continue;
+        };
+        let Some(table_schema) = datafusion_postgres::datafusion_pg_catalog::pg_catalog::catalog_info::CatalogInfo::table_schema(
+            &catalogs,
+            super::pgcompat::DATABASE,
+            "public",
+            kind.name(),
+        )
+        .await?
+        else {
+            continue;
+        };
+        let attnums: Option<Vec<i16>> = kind
+            .key_columns()
+            .iter()
+            .map(|c| {
+                table_schema
+                    .index_of(c)
+                    .ok()
+                    .and_then(|i| i16::try_from(i + 1).ok())
+            })
+            .collect();
+        if let (Some(attnums), Some(&namespace)) = (attnums, namespaces.get(&oid)) {
+            out.push(Key {
+                table: kind.name(),
+                table_oid: oid,
+                namespace,
+                attnums,
+                columns: kind.key_columns(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// `batch` (the library's rows) with its key columns parsed into arrays.
+fn with_arrays(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, DataFusionError> {
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        if field.data_type() == column.data_type() {
+            columns.push(column.clone());
+            continue;
+        }
+        let text = datafusion::arrow::compute::cast(column, &DataType::Utf8)?;
+        let text = text
+            .as_any()
+            .downcast_ref::<datafusion::arrow::array::StringArray>()
+            .ok_or_else(|| DataFusionError::Internal(format!("{} is not text", field.name())))?;
+        let mut list = ListBuilder::new(Int16Builder::new());
+        for i in 0..text.len() {
+            if text.is_null(i) {
+                list.append_null();
+                continue;
+            }
+            // PostgreSQL's rows as exported: `[1, 2]` for int2[], `1 2` for int2vector.
+            for n in text
+                .value(i)
+                .split(|c: char| !(c.is_ascii_digit() || c == '-'))
+                .filter(|s| !s.is_empty())
+            {
+                list.values().append_option(n.parse::<i16>().ok());
+            }
+            list.append(true);
+        }
+        columns.push(Arc::new(list.finish()) as ArrayRef);
+    }
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+/// The rows of `which` for `keys`: every column not named here is NULL where the catalog
+/// allows it, else zero, false or empty.
+fn key_rows(
+    which: KeyCatalog,
+    schema: &SchemaRef,
+    keys: &[Key],
+) -> Result<RecordBatch, DataFusionError> {
+    let text = |s: &str| ScalarValue::Utf8(Some(s.to_string()));
+    let oid = |n: i64| ScalarValue::Int32(i32::try_from(n).ok());
+    let int2 = |n: usize| ScalarValue::Int16(i16::try_from(n).ok());
+    let yes = ScalarValue::Boolean(Some(true));
+    let no = ScalarValue::Boolean(Some(false));
+    let int2s = |v: &[i16]| {
+        let values: Vec<ScalarValue> = v.iter().map(|n| ScalarValue::Int16(Some(*n))).collect();
+        ScalarValue::List(ScalarValue::new_list_nullable(&values, &DataType::Int16))
+    };
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields() {
+        let mut values = Vec::with_capacity(keys.len());
+        for key in keys {
+            let n = key.attnums.len();
+            let name = format!("{}_pkey", key.table);
+            let index = key.table_oid + INDEX_OID_OFFSET;
+            let set: Option<ScalarValue> = match (which, field.name().as_str()) {
+                (KeyCatalog::Class, "oid") => Some(oid(index)),
+                (KeyCatalog::Class, "relname") => Some(text(&name)),
+                (KeyCatalog::Class, "relnamespace") => Some(oid(key.namespace)),
+                (KeyCatalog::Class, "relam") => Some(ScalarValue::Int32(Some(BTREE))),
+                (KeyCatalog::Class, "relfilenode") => Some(oid(index)),
+                (KeyCatalog::Class, "relpages") => Some(ScalarValue::Int32(Some(1))),
+                (KeyCatalog::Class, "relpersistence") => Some(text("p")),
+                (KeyCatalog::Class, "relkind") => Some(text("i")),
+                (KeyCatalog::Class, "relnatts") => Some(int2(n)),
+                (KeyCatalog::Class, "relispopulated") => Some(yes.clone()),
+                (KeyCatalog::Class, "relreplident") => Some(text("n")),
+                (KeyCatalog::Index, "indexrelid") => Some(oid(index)),
+                (KeyCatalog::Index, "indrelid") => Some(oid(key.table_oid)),
+                (KeyCatalog::Index, "indnatts" | "indnkeyatts") => Some(int2(n)),
+                (
+                    KeyCatalog::Index,
+                    "indisunique" | "indisprimary" | "indimmediate" | "indisvalid" | "indisready"
+                    | "indislive",
+                ) => Some(yes.clone()),
+                (KeyCatalog::Index, "indkey") => Some(int2s(&key.attnums)),
+                (KeyCatalog::Index, "indoption") => Some(int2s(&vec![0; n])),
+                (KeyCatalog::Index, "indcollation") => Some(text(&vec!["0"; n].join(" "))),
+                (KeyCatalog::Constraint, "oid") => Some(oid(key.table_oid + CONSTRAINT_OID_OFFSET)),
+                (KeyCatalog::Constraint, "conname") => Some(text(&name)),
+                (KeyCatalog::Constraint, "connamespace") => Some(oid(key.namespace)),
+                (KeyCatalog::Constraint, "contype") => Some(text("p")),
+                (KeyCatalog::Constraint, "conrelid") => Some(oid(key.table_oid)),
+                (KeyCatalog::Constraint, "conindid") => Some(oid(index)),
+                (KeyCatalog::Constraint, "convalidated" | "conislocal" | "connoinherit") => {
+                    Some(yes.clone())
+                }
+                (KeyCatalog::Constraint, "confupdtype" | "confdeltype" | "confmatchtype") => {
+                    Some(text(" "))
+                }
+                (KeyCatalog::Constraint, "conkey") => Some(int2s(&key.attnums)),
+                _ => None,
+            };
+            values.push(match set {
+                Some(v) => v,
+                None if field.is_nullable() => ScalarValue::try_from(field.data_type())?,
+                None if *field.data_type() == DataType::Boolean => no.clone(),
+                None if *field.data_type() == DataType::Utf8 => text(""),
+                None => ScalarValue::new_zero(field.data_type())?,
+            });
+        }
+        let array = ScalarValue::iter_to_array(values)?;
+        columns.push(if array.data_type() == field.data_type() {
+            array
+        } else {
+            datafusion::arrow::compute::cast(&array, field.data_type())?
+        });
+    }
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+/// The keys' indexes by oid, for `pg_get_indexdef`: noted by every scan of the catalogs above,
+/// which a query that has an index's oid has made (the oids come from them).
+#[derive(Debug, Default)]
+pub(super) struct IndexDefinitions(std::sync::RwLock<HashMap<i64, (String, Vec<String>)>>);
+
+impl IndexDefinitions {
+    fn remember(&self, keys: &[Key]) {
+        if let Ok(mut map) = self.0.write() {
+            map.clear();
+            for k in keys {
+                map.insert(
+                    k.table_oid + INDEX_OID_OFFSET,
+                    (
+                        k.table.to_string(),
+                        k.columns.iter().map(|c| c.to_string()).collect(),
+                    ),
+                );
+            }
+        }
+    }
+
+    /// PostgreSQL's `pg_get_indexdef(oid, column, pretty)`: the index's statement for column
+    /// 0, else the column's name; NULL for an index it does not know.
+    fn definition(&self, oid: i64, column: i64) -> Option<String> {
+        let map = self.0.read().ok()?;
+        let (table, columns) = map.get(&oid)?;
+        if column == 0 {
+            Some(format!(
+                "CREATE UNIQUE INDEX {table}_pkey ON public.{table} USING btree ({})",
+                columns.join(", ")
+            ))
+        } else {
+            let i = usize::try_from(column - 1).ok()?;
+            columns.get(i).cloned()
+        }
+    }
+}
+
+/// `pg_get_indexdef`, which pgjdbc's `getIndexInfo` names index columns with.
+pub(super) fn index_definition_udf(
+    definitions: Arc<IndexDefinitions>,
+) -> datafusion::logical_expr::ScalarUDF {
+    datafusion::logical_expr::ScalarUDF::new_from_impl(IndexDef {
+        definitions,
+        signature: datafusion::logical_expr::Signature::variadic_any(
+            datafusion::logical_expr::Volatility::Stable,
+        ),
+    })
+}
+
+#[derive(Debug)]
+struct IndexDef {
+    definitions: Arc<IndexDefinitions>,
+    signature: datafusion::logical_expr::Signature,
+}
+
+impl PartialEq for IndexDef {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.definitions, &other.definitions)
+    }
+}
+impl Eq for IndexDef {}
+impl std::hash::Hash for IndexDef {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        "pg_get_indexdef".hash(state);
+    }
+}
+
+impl datafusion::logical_expr::ScalarUDFImpl for IndexDef {
+    fn name(&self) -> &str {
+        "pg_get_indexdef"
+    }
+    fn signature(&self) -> &datafusion::logical_expr::Signature {
+        &self.signature
+    }
+    fn return_type(&self, _args: &[DataType]) -> datafusion::common::Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(
+        &self,
+        args: datafusion::logical_expr::ScalarFunctionArgs,
+    ) -> datafusion::common::Result<datafusion::logical_expr::ColumnarValue> {
+        let rows = args.number_rows;
+        let as_ints = |i: usize| -> datafusion::common::Result<Option<datafusion::arrow::array::Int64Array>> {
+            match args.args.get(i) {
+                None => Ok(None),
+                Some(v) => {
+                    let a = datafusion::arrow::compute::cast(&v.to_array(rows)?, &DataType::Int64)?;
+                    Ok(a.as_any()
+                        .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                        .cloned())
+                }
+            }
+        };
+        let oids = as_ints(0)?;
+        let columns = as_ints(1)?;
+        let out: datafusion::arrow::array::StringArray = (0..rows)
+            .map(|r| {
+                let oid = oids.as_ref().filter(|a| a.is_valid(r))?.value(r);
+                let column = match &columns {
+                    Some(c) if c.is_valid(r) => c.value(r),
+                    Some(_) => return None,
+                    None => 0,
+                };
+                self.definitions.definition(oid, column)
+            })
+            .collect();
+        Ok(datafusion::logical_expr::ColumnarValue::Array(Arc::new(out)))
+    }
+}
