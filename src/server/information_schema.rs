@@ -29,6 +29,8 @@ pub const VIEWS: &[&str] = &[
     "key_column_usage",
     "constraint_column_usage",
     "referential_constraints",
+    "routines",
+    "parameters",
 ];
 
 /// PostgreSQL's description of an Arrow type: `data_type`, `udt_name`, numeric precision,
@@ -113,7 +115,11 @@ fn ints(values: Vec<Option<i32>>) -> ArrayRef {
 
 /// Builds the views for the tables and views of `ctx`'s schema `database.public` and
 /// registers them in [`SCHEMA`].
-pub async fn install(ctx: &SessionContext, database: &str) -> Result<(), DataFusionError> {
+pub async fn install(
+    ctx: &SessionContext,
+    database: &str,
+    routines: &[super::pg_proc::Routine],
+) -> Result<(), DataFusionError> {
     let Some(catalog) = ctx.catalog(database) else {
         return Ok(());
     };
@@ -364,6 +370,111 @@ pub async fn install(ctx: &SessionContext, database: &str) -> Result<(), DataFus
         .collect(),
         (0..9).map(|_| texts(vec![])).collect(),
     )?;
+    install_routines(&one, database, routines)?;
     catalog.register_schema(SCHEMA, schema)?;
     Ok(())
+}
+
+/// `routines` and `parameters` for rebuy's functions (`specific_name` is the name and oid,
+/// as PostgreSQL makes it: `rfm_segment_3000012`).
+fn install_routines(
+    one: &impl Fn(&str, Vec<Field>, Vec<ArrayRef>) -> Result<(), DataFusionError>,
+    database: &str,
+    routines: &[super::pg_proc::Routine],
+) -> Result<(), DataFusionError> {
+    let n = routines.len();
+    let db = || Some(database.to_string());
+    let public = || Some("public".to_string());
+    let specific = |r: &super::pg_proc::Routine| Some(format!("{}_{}", r.name, r.oid));
+    let each = |f: &dyn Fn(&super::pg_proc::Routine) -> Option<String>| {
+        texts(routines.iter().map(f).collect())
+    };
+    one(
+        "routines",
+        [
+            "specific_catalog",
+            "specific_schema",
+            "specific_name",
+            "routine_catalog",
+            "routine_schema",
+            "routine_name",
+            "routine_type",
+            "data_type",
+            "type_udt_catalog",
+            "type_udt_schema",
+            "type_udt_name",
+            "routine_body",
+            "routine_definition",
+            "external_name",
+            "external_language",
+            "is_deterministic",
+            "is_null_call",
+        ]
+        .iter()
+        .map(|c| text_field(c, true))
+        .collect(),
+        vec![
+            texts(vec![db(); n]),
+            texts(vec![public(); n]),
+            each(&specific),
+            texts(vec![db(); n]),
+            texts(vec![public(); n]),
+            each(&|r| Some(r.name.clone())),
+            texts(vec![Some("FUNCTION".to_string()); n]),
+            each(&|r| Some(r.result.data_type().to_string())),
+            texts(vec![db(); n]),
+            texts(vec![Some("pg_catalog".to_string()); n]),
+            each(&|r| Some(r.result.udt.to_string())),
+            texts(vec![Some("EXTERNAL".to_string()); n]),
+            texts(vec![None; n]),
+            each(&|r| Some(r.name.clone())),
+            texts(vec![Some("INTERNAL".to_string()); n]),
+            each(&|r| Some(if r.volatility == "i" { "YES" } else { "NO" }.to_string())),
+            texts(vec![Some("NO".to_string()); n]),
+        ],
+    )?;
+    let params: Vec<(&super::pg_proc::Routine, usize)> = routines
+        .iter()
+        .flat_map(|r| (0..r.arguments.len()).map(move |i| (r, i)))
+        .collect();
+    let m = params.len();
+    let each = |f: &dyn Fn(&super::pg_proc::Routine, usize) -> Option<String>| {
+        texts(params.iter().map(|(r, i)| f(r, *i)).collect())
+    };
+    one(
+        "parameters",
+        vec![
+            text_field("specific_catalog", true),
+            text_field("specific_schema", true),
+            text_field("specific_name", true),
+            Field::new("ordinal_position", DataType::Int32, true),
+            text_field("parameter_mode", true),
+            text_field("is_result", true),
+            text_field("as_locator", true),
+            text_field("parameter_name", true),
+            text_field("data_type", true),
+            text_field("udt_catalog", true),
+            text_field("udt_schema", true),
+            text_field("udt_name", true),
+            text_field("parameter_default", true),
+        ],
+        vec![
+            texts(vec![db(); m]),
+            texts(vec![public(); m]),
+            each(&|r, _| specific(r)),
+            ints(params
+                .iter()
+                .map(|(_, i)| i32::try_from(i + 1).ok())
+                .collect()),
+            texts(vec![Some("IN".to_string()); m]),
+            texts(vec![Some("NO".to_string()); m]),
+            texts(vec![Some("NO".to_string()); m]),
+            each(&|r, i| Some(r.arguments[i].0.clone())),
+            each(&|r, i| Some(r.arguments[i].1.data_type().to_string())),
+            texts(vec![db(); m]),
+            texts(vec![Some("pg_catalog".to_string()); m]),
+            each(&|r, i| Some(r.arguments[i].1.udt.to_string())),
+            texts(vec![None; m]),
+        ],
+    )
 }

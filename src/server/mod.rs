@@ -27,6 +27,7 @@ mod params;
 mod pg_arrays;
 mod pg_catalog;
 mod pg_keys;
+mod pg_proc;
 mod pgcompat;
 mod rewrite;
 mod runtime;

@@ -11,6 +11,7 @@ use std::sync::{Arc, Weak};
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::CatalogProviderList;
+use datafusion::common::ScalarValue;
 use datafusion::datasource::TableType;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
@@ -22,7 +23,11 @@ use datafusion_postgres::datafusion_pg_catalog::pg_catalog::{
 use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
 
 /// Installs `pg_catalog` (and the catalog functions) in `ctx`'s catalog `database`.
-pub fn install(ctx: &SessionContext, database: &str) -> Result<(), Box<DataFusionError>> {
+pub fn install(
+    ctx: &SessionContext,
+    database: &str,
+    routines: Arc<Vec<super::pg_proc::Routine>>,
+) -> Result<(), Box<DataFusionError>> {
     // The functions and planner hooks come from the library's setup; its schema provider,
     // which holds the list strongly, is then replaced by one that does not.
     setup_pg_catalog(ctx, database, EmptyContextProvider)?;
@@ -30,8 +35,12 @@ pub fn install(ctx: &SessionContext, database: &str) -> Result<(), Box<DataFusio
     let weak = WeakCatalogs(Arc::downgrade(&list));
     let definitions = Arc::new(super::pg_keys::IndexDefinitions::default());
     ctx.register_udf(super::pg_keys::index_definition_udf(definitions.clone()));
+    for udf in super::pg_proc::lookup_udfs(routines.clone()) {
+        ctx.register_udf(udf);
+    }
     let provider = WithTypmods {
         definitions,
+        routines,
         inner: Arc::new(PgCatalogSchemaProvider::try_new(
             weak.clone(),
             static_tables()?,
@@ -126,6 +135,7 @@ struct WithTypmods {
     inner: Arc<dyn SchemaProvider>,
     catalogs: WeakCatalogs,
     definitions: Arc<super::pg_keys::IndexDefinitions>,
+    routines: Arc<Vec<super::pg_proc::Routine>>,
 }
 
 #[async_trait]
@@ -143,6 +153,16 @@ impl SchemaProvider for WithTypmods {
                     schema: self.inner.clone(),
                     catalogs: self.catalogs.clone(),
                     definitions: self.definitions.clone(),
+                }) as Arc<dyn TableProvider>
+            }));
+        }
+        if let Some(which) = super::pg_proc::ProcCatalog::of(name) {
+            return Ok(table.map(|t| {
+                Arc::new(super::pg_proc::ProcTable {
+                    inner: t,
+                    which,
+                    schema: self.inner.clone(),
+                    routines: self.routines.clone(),
                 }) as Arc<dyn TableProvider>
             }));
         }
@@ -225,6 +245,40 @@ fn settings_table(
         schema,
         vec![vec![batch]],
     )?))
+}
+
+/// `count` catalog rows of `schema`, with the values `set(column, row)` gives; every other
+/// column is NULL where the catalog allows it, else zero, false or empty (rebuy's rows in
+/// catalogs whose other rows are PostgreSQL's own).
+pub(super) fn catalog_rows(
+    schema: &SchemaRef,
+    count: usize,
+    set: impl Fn(&str, usize) -> Option<ScalarValue>,
+) -> Result<RecordBatch, DataFusionError> {
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields() {
+        let mut values = Vec::with_capacity(count);
+        for row in 0..count {
+            values.push(match set(field.name(), row) {
+                Some(v) => v,
+                None if field.is_nullable() => ScalarValue::try_from(field.data_type())?,
+                None if *field.data_type() == DataType::Boolean => ScalarValue::Boolean(Some(false)),
+                None if *field.data_type() == DataType::Utf8 => ScalarValue::Utf8(Some(String::new())),
+                None => ScalarValue::new_zero(field.data_type())?,
+            });
+        }
+        let array = if values.is_empty() {
+            datafusion::arrow::array::new_empty_array(field.data_type())
+        } else {
+            ScalarValue::iter_to_array(values)?
+        };
+        columns.push(if array.data_type() == field.data_type() {
+            array
+        } else {
+            datafusion::arrow::compute::cast(&array, field.data_type())?
+        });
+    }
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
 /// The library's relations by oid: (schema, name).

@@ -22,7 +22,7 @@ use datafusion::error::DataFusionError;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 
-use super::pg_catalog::{WeakCatalogs, ints, read_all, relations};
+use super::pg_catalog::{WeakCatalogs, catalog_rows, ints, read_all, relations};
 use crate::storage::TableKind;
 
 /// Oids of the keys' index and constraint rows: the table's oid plus these. The library
@@ -223,8 +223,7 @@ fn with_arrays(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, Da
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
-/// The rows of `which` for `keys`: every column not named here is NULL where the catalog
-/// allows it, else zero, false or empty.
+/// The rows of `which` for `keys`.
 fn key_rows(
     which: KeyCatalog,
     schema: &SchemaRef,
@@ -233,73 +232,51 @@ fn key_rows(
     let text = |s: &str| ScalarValue::Utf8(Some(s.to_string()));
     let oid = |n: i64| ScalarValue::Int32(i32::try_from(n).ok());
     let int2 = |n: usize| ScalarValue::Int16(i16::try_from(n).ok());
-    let yes = ScalarValue::Boolean(Some(true));
-    let no = ScalarValue::Boolean(Some(false));
+    let yes = || ScalarValue::Boolean(Some(true));
     let int2s = |v: &[i16]| {
         let values: Vec<ScalarValue> = v.iter().map(|n| ScalarValue::Int16(Some(*n))).collect();
         ScalarValue::List(ScalarValue::new_list_nullable(&values, &DataType::Int16))
     };
-    let mut columns = Vec::with_capacity(schema.fields().len());
-    for field in schema.fields() {
-        let mut values = Vec::with_capacity(keys.len());
-        for key in keys {
-            let n = key.attnums.len();
-            let name = format!("{}_pkey", key.table);
-            let index = key.table_oid + INDEX_OID_OFFSET;
-            let set: Option<ScalarValue> = match (which, field.name().as_str()) {
-                (KeyCatalog::Class, "oid") => Some(oid(index)),
-                (KeyCatalog::Class, "relname") => Some(text(&name)),
-                (KeyCatalog::Class, "relnamespace") => Some(oid(key.namespace)),
-                (KeyCatalog::Class, "relam") => Some(ScalarValue::Int32(Some(BTREE))),
-                (KeyCatalog::Class, "relfilenode") => Some(oid(index)),
-                (KeyCatalog::Class, "relpages") => Some(ScalarValue::Int32(Some(1))),
-                (KeyCatalog::Class, "relpersistence") => Some(text("p")),
-                (KeyCatalog::Class, "relkind") => Some(text("i")),
-                (KeyCatalog::Class, "relnatts") => Some(int2(n)),
-                (KeyCatalog::Class, "relispopulated") => Some(yes.clone()),
-                (KeyCatalog::Class, "relreplident") => Some(text("n")),
-                (KeyCatalog::Index, "indexrelid") => Some(oid(index)),
-                (KeyCatalog::Index, "indrelid") => Some(oid(key.table_oid)),
-                (KeyCatalog::Index, "indnatts" | "indnkeyatts") => Some(int2(n)),
-                (
-                    KeyCatalog::Index,
-                    "indisunique" | "indisprimary" | "indimmediate" | "indisvalid" | "indisready"
-                    | "indislive",
-                ) => Some(yes.clone()),
-                (KeyCatalog::Index, "indkey") => Some(int2s(&key.attnums)),
-                (KeyCatalog::Index, "indoption") => Some(int2s(&vec![0; n])),
-                (KeyCatalog::Index, "indcollation") => Some(text(&vec!["0"; n].join(" "))),
-                (KeyCatalog::Constraint, "oid") => Some(oid(key.table_oid + CONSTRAINT_OID_OFFSET)),
-                (KeyCatalog::Constraint, "conname") => Some(text(&name)),
-                (KeyCatalog::Constraint, "connamespace") => Some(oid(key.namespace)),
-                (KeyCatalog::Constraint, "contype") => Some(text("p")),
-                (KeyCatalog::Constraint, "conrelid") => Some(oid(key.table_oid)),
-                (KeyCatalog::Constraint, "conindid") => Some(oid(index)),
-                (KeyCatalog::Constraint, "convalidated" | "conislocal" | "connoinherit") => {
-                    Some(yes.clone())
-                }
-                (KeyCatalog::Constraint, "confupdtype" | "confdeltype" | "confmatchtype") => {
-                    Some(text(" "))
-                }
-                (KeyCatalog::Constraint, "conkey") => Some(int2s(&key.attnums)),
-                _ => None,
-            };
-            values.push(match set {
-                Some(v) => v,
-                None if field.is_nullable() => ScalarValue::try_from(field.data_type())?,
-                None if *field.data_type() == DataType::Boolean => no.clone(),
-                None if *field.data_type() == DataType::Utf8 => text(""),
-                None => ScalarValue::new_zero(field.data_type())?,
-            });
-        }
-        let array = ScalarValue::iter_to_array(values)?;
-        columns.push(if array.data_type() == field.data_type() {
-            array
-        } else {
-            datafusion::arrow::compute::cast(&array, field.data_type())?
-        });
-    }
-    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+    catalog_rows(schema, keys.len(), |column, row| {
+        let key = &keys[row];
+        let n = key.attnums.len();
+        let name = format!("{}_pkey", key.table);
+        let index = key.table_oid + INDEX_OID_OFFSET;
+        Some(match (which, column) {
+            (KeyCatalog::Class, "oid") => oid(index),
+            (KeyCatalog::Class, "relname") => text(&name),
+            (KeyCatalog::Class, "relnamespace") => oid(key.namespace),
+            (KeyCatalog::Class, "relam") => ScalarValue::Int32(Some(BTREE)),
+            (KeyCatalog::Class, "relfilenode") => oid(index),
+            (KeyCatalog::Class, "relpages") => ScalarValue::Int32(Some(1)),
+            (KeyCatalog::Class, "relpersistence") => text("p"),
+            (KeyCatalog::Class, "relkind") => text("i"),
+            (KeyCatalog::Class, "relnatts") => int2(n),
+            (KeyCatalog::Class, "relispopulated") => yes(),
+            (KeyCatalog::Class, "relreplident") => text("n"),
+            (KeyCatalog::Index, "indexrelid") => oid(index),
+            (KeyCatalog::Index, "indrelid") => oid(key.table_oid),
+            (KeyCatalog::Index, "indnatts" | "indnkeyatts") => int2(n),
+            (
+                KeyCatalog::Index,
+                "indisunique" | "indisprimary" | "indimmediate" | "indisvalid" | "indisready"
+                | "indislive",
+            ) => yes(),
+            (KeyCatalog::Index, "indkey") => int2s(&key.attnums),
+            (KeyCatalog::Index, "indoption") => int2s(&vec![0; n]),
+            (KeyCatalog::Index, "indcollation") => text(&vec!["0"; n].join(" ")),
+            (KeyCatalog::Constraint, "oid") => oid(key.table_oid + CONSTRAINT_OID_OFFSET),
+            (KeyCatalog::Constraint, "conname") => text(&name),
+            (KeyCatalog::Constraint, "connamespace") => oid(key.namespace),
+            (KeyCatalog::Constraint, "contype") => text("p"),
+            (KeyCatalog::Constraint, "conrelid") => oid(key.table_oid),
+            (KeyCatalog::Constraint, "conindid") => oid(index),
+            (KeyCatalog::Constraint, "convalidated" | "conislocal" | "connoinherit") => yes(),
+            (KeyCatalog::Constraint, "confupdtype" | "confdeltype" | "confmatchtype") => text(" "),
+            (KeyCatalog::Constraint, "conkey") => int2s(&key.attnums),
+            _ => return None,
+        })
+    })
 }
 
 /// The keys' indexes by oid, for `pg_get_indexdef`: noted by every scan of the catalogs above,

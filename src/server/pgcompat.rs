@@ -34,8 +34,10 @@ pub fn version_string() -> String {
 pub async fn build_base(warehouse: &Warehouse) -> Result<SessionContext, ServeError> {
     let ctx = crate::session::build_session(warehouse).await?;
     hold_small_tables_in_memory(&ctx).await?;
-    super::pg_catalog::install(&ctx, DATABASE).map_err(|e| ServeError::Catalog(e.to_string()))?;
-    super::information_schema::install(&ctx, DATABASE)
+    let routines = super::pg_proc::routines().await;
+    super::pg_catalog::install(&ctx, DATABASE, routines.clone())
+        .map_err(|e| ServeError::Catalog(e.to_string()))?;
+    super::information_schema::install(&ctx, DATABASE, &routines)
         .await
         .map_err(|e| ServeError::Catalog(e.to_string()))?;
     let version = version_string();
@@ -51,6 +53,7 @@ pub async fn build_base(warehouse: &Warehouse) -> Result<SessionContext, ServeEr
         "pg_get_function_result",
         "pg_get_function_arguments",
         "pg_get_function_identity_arguments",
+        "pg_get_function_sqlbody",
         "pg_get_viewdef",
         "pg_get_indexdef",
         "pg_get_triggerdef",

@@ -120,6 +120,17 @@ public class JdbcCheck {
                     require(!rs.next(), "rebuy declares no foreign keys");
                 }
             });
+            check(c, "DatabaseMetaData.getFunctions lists rebuy's functions", conn -> {
+                DatabaseMetaData md = conn.getMetaData();
+                List<String> found = new java.util.ArrayList<>();
+                try (ResultSet rs = md.getFunctions(null, "public", "rfm%")) {
+                    while (rs.next()) found.add(rs.getString("FUNCTION_NAME"));
+                }
+                require(found.equals(List.of("rfm_segment")), "functions " + found);
+                try (ResultSet rs = md.getFunctions(null, "public", "bgnbd_p_alive")) {
+                    require(rs.next() && rs.getString("REMARKS") != null && rs.getString("REMARKS").contains("BG/NBD"), "bgnbd_p_alive is listed with its description");
+                }
+            });
             check(c, "ResultSetMetaData: int4 constants, numeric precision and scale", conn -> {
                 try (Statement s = conn.createStatement();
                      ResultSet rs = s.executeQuery(

@@ -4,6 +4,7 @@
 //! only by [`crate::sql`], as in `rebuy query`), so a rewrite can never change its answer.
 //! Each rule is a file that quotes the client query it exists for.
 
+mod acl_text;
 mod empty_sequences;
 mod field_access;
 mod index_keys;
@@ -83,7 +84,8 @@ pub fn rewrite(statement: &mut Statement) {
             return ControlFlow::Continue(());
         }
         if let Expr::Function(f) = expr
-            && let Some(replacement) = index_keys::index_key_function(f)
+            && let Some(replacement) =
+                index_keys::index_key_function(f).or_else(|| acl_text::acl_as_text(f))
         {
             *expr = replacement;
             return ControlFlow::Continue(());
