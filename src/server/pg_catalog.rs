@@ -38,6 +38,9 @@ pub fn install(
     for udf in super::pg_proc::lookup_udfs(routines.clone()) {
         ctx.register_udf(udf);
     }
+    for udf in super::pg_proc::regproc_udfs(static_tables()?.pg_proc.data(), &routines) {
+        ctx.register_udf(udf);
+    }
     let provider = WithTypmods {
         definitions,
         routines,

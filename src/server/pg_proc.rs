@@ -461,3 +461,134 @@ impl ScalarUDFImpl for Lookup {
         Ok(ColumnarValue::Array(Arc::new(out)))
     }
 }
+
+/// The functions the catalog rewrite `rewrite/regproc.rs` calls: a function's name from its
+/// oid, and its oid from its name (the first of that name, as a cast of an overloaded name
+/// cannot choose either), over PostgreSQL's functions and rebuy's.
+pub const REGPROC_NAME: &str = "_rebuy_regproc_name";
+pub const REGPROC_OID: &str = "_rebuy_regproc_oid";
+
+#[derive(Debug, Default)]
+struct ProcNames {
+    by_oid: std::collections::HashMap<i64, String>,
+    by_name: std::collections::HashMap<String, i64>,
+}
+
+pub(super) fn regproc_udfs(
+    postgres: &[RecordBatch],
+    routines: &[Routine],
+) -> Vec<ScalarUDF> {
+    let mut names = ProcNames::default();
+    let mut add = |oid: i64, name: &str| {
+        names.by_oid.entry(oid).or_insert_with(|| name.to_string());
+        names.by_name.entry(name.to_string()).or_insert(oid);
+    };
+    for b in postgres {
+        if let (Some(oid), Some(name)) = (ints(b, "oid"), texts(b, "proname")) {
+            for i in 0..b.num_rows() {
+                add(oid.value(i), name.value(i));
+            }
+        }
+    }
+    for r in routines {
+        add(r.oid, &r.name);
+    }
+    let names = Arc::new(names);
+    [REGPROC_NAME, REGPROC_OID]
+        .into_iter()
+        .map(|name| {
+            ScalarUDF::new_from_impl(RegProc {
+                name,
+                names: names.clone(),
+                signature: Signature::any(1, Volatility::Immutable),
+            })
+        })
+        .collect()
+}
+
+#[derive(Debug)]
+struct RegProc {
+    name: &'static str,
+    names: Arc<ProcNames>,
+    signature: Signature,
+}
+
+impl PartialEq for RegProc {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && Arc::ptr_eq(&self.names, &other.names)
+    }
+}
+impl Eq for RegProc {}
+impl std::hash::Hash for RegProc {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl ScalarUDFImpl for RegProc {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _args: &[DataType]) -> datafusion::common::Result<DataType> {
+        Ok(if self.name == REGPROC_NAME {
+            DataType::Utf8
+        } else {
+            DataType::Int32
+        })
+    }
+    /// An oid is sent as `oid` (26), as the catalogs' oid columns are.
+    fn return_field_from_args(
+        &self,
+        _args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> datafusion::common::Result<datafusion::arrow::datatypes::FieldRef> {
+        let field = datafusion::arrow::datatypes::Field::new(self.name, self.return_type(&[])?, true);
+        Ok(Arc::new(if self.name == REGPROC_OID {
+            field.with_metadata(std::collections::HashMap::from([(
+                datafusion_postgres::datafusion_pg_catalog::pg_catalog::oid_field::OID_ALIAS_KEY
+                    .to_string(),
+                "oid".to_string(),
+            )]))
+        } else {
+            field
+        }))
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> datafusion::common::Result<ColumnarValue> {
+        let rows = args.number_rows;
+        let Some(arg) = args.args.first() else {
+            return datafusion::common::exec_err!("{} takes one argument", self.name);
+        };
+        let input = arg.to_array(rows)?;
+        if self.name == REGPROC_NAME {
+            let oids = datafusion::arrow::compute::cast(&input, &DataType::Int64)?;
+            let oids = oids.as_any().downcast_ref::<Int64Array>().cloned();
+            let out: StringArray = (0..rows)
+                .map(|i| {
+                    let oids = oids.as_ref().filter(|a| a.is_valid(i))?;
+                    self.names.by_oid.get(&oids.value(i)).cloned()
+                })
+                .collect();
+            return Ok(ColumnarValue::Array(Arc::new(out)));
+        }
+        let text = datafusion::arrow::compute::cast(&input, &DataType::Utf8)?;
+        let text = text.as_any().downcast_ref::<StringArray>().cloned();
+        // `-` is PostgreSQL's "no function", oid 0.
+        let out: datafusion::arrow::array::Int32Array = (0..rows)
+            .map(|i| {
+                let text = text.as_ref().filter(|a| a.is_valid(i))?;
+                let name = text.value(i);
+                let bare = name.strip_prefix("pg_catalog.").unwrap_or(name);
+                if bare == "-" {
+                    return Some(0);
+                }
+                self.names
+                    .by_name
+                    .get(bare)
+                    .and_then(|o| i32::try_from(*o).ok())
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
+}

@@ -173,6 +173,23 @@ def _():
                 assert rows, f"{name}: no rows"
 
 
+@check("Npgsql's type loading: arrays found by their receive function, with element types")
+def _():
+    import pathlib
+    import psycopg
+    sql = (pathlib.Path(__file__).parent / "npgsql_types.sql").read_text()
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        rows = conn.execute(sql).fetchall()
+    by_name = {r[2]: r for r in rows}
+    # (nspname, oid, typname, typtype, typnotnull, elemtypoid)
+    assert by_name["int4"][1:4] == (23, "int4", "b"), by_name["int4"]
+    assert by_name["_int4"][3] == "a" and by_name["_int4"][5] == 23, by_name["_int4"]
+    assert by_name["_text"][5] == 25 and by_name["numeric"][3] == "b", (by_name["_text"], by_name["numeric"])
+    # Base types come before arrays, as Npgsql's ORDER BY asks.
+    kinds = [r[3] for r in rows]
+    assert kinds.index("a") > max(i for i, k in enumerate(kinds) if k == "b"), kinds[:5]
+
+
 @check("psycopg 3: named (server-side) cursor reads a result in steps")
 def _():
     import psycopg

@@ -208,3 +208,13 @@ SELECT c.relname, i.indisprimary, i.indisunique, i.indnatts FROM pg_catalog.pg_i
   JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid JOIN pg_catalog.pg_class t ON t.oid = i.indrelid
   WHERE t.relname IN ('orders', 'customers', 'fx_rates') ORDER BY c.relname;
 SELECT setting FROM pg_catalog.pg_settings WHERE name = 'max_index_keys';
+
+-- Npgsql's type loading (Power BI): arrays found by their receive function, joined by oid,
+-- and regproc columns compared with names and cast to oids.
+-- differs: types: catalog text columns are text (25) where PostgreSQL's are name (19) or "char" (18)
+SELECT typ.typname, CASE WHEN proc.proname = 'array_recv' THEN 'a' ELSE typ.typtype END AS typtype, typ.typelem
+  FROM pg_type AS typ LEFT JOIN pg_proc AS proc ON proc.oid = typ.typreceive
+  WHERE typ.typname IN ('int4', '_int4', 'numeric', '_text', 'timestamptz') ORDER BY typ.oid;
+-- differs: types: catalog text columns are text (25) where PostgreSQL's are name (19)
+SELECT typname, typinput = 'pg_catalog.array_in'::regproc AS is_array, typinput::oid AS input_oid
+  FROM pg_type WHERE typname IN ('int4', '_int4') ORDER BY oid;

@@ -77,6 +77,9 @@ pub fn rewrite(statement: &mut Statement) {
             *expr = Expr::value(Value::Null);
             return ControlFlow::Continue(());
         }
+        if regproc::regproc_as_oid(expr) {
+            return ControlFlow::Continue(());
+        }
         if field_access::get_field_for_dots(expr) {
             return ControlFlow::Continue(());
         }
