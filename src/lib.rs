@@ -13,6 +13,7 @@
 //! The command line lives in [`cli`]; `main.rs` only parses, runs and maps errors to exit codes.
 
 pub mod cli;
+pub mod config;
 pub mod demo;
 pub mod export;
 pub mod functions;

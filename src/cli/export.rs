@@ -33,17 +33,6 @@ pub enum ExportCommand {
     },
 }
 
-/// Reads the `[[export]]` jobs and checks each against the warehouse (views exist, SQL
-/// plans, outreach jobs have `customer_id`).
-pub async fn load_checked(
-    warehouse: &Warehouse,
-    path: &std::path::Path,
-) -> anyhow::Result<ExportConfig> {
-    let config = ExportConfig::load(path)?;
-    crate::export::check_jobs(warehouse, &config.jobs).await?;
-    Ok(config)
-}
-
 pub async fn run(warehouse: &Warehouse, command: ExportCommand) -> anyhow::Result<Done> {
     let clock = schedule::clock_from_env()?;
     match command {

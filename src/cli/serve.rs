@@ -86,7 +86,9 @@ pub async fn run(warehouse: &Warehouse, args: ServeArgs) -> anyhow::Result<Done>
         .config
         .clone()
         .unwrap_or_else(|| default_config_path(warehouse));
-    let mut config = ServerConfig::load(&path)?;
+    // Read once: the server's sections and the export jobs come from the same text.
+    let file = crate::config::ConfigFile::load(&path)?;
+    let mut config = ServerConfig::from_file(&file)?;
     if let Some(listen) = args.listen {
         config.server.listen = listen;
     }
@@ -123,7 +125,8 @@ pub async fn run(warehouse: &Warehouse, args: ServeArgs) -> anyhow::Result<Done>
         tracing::warn!("customer summary not updated (views read orders): {e}");
     }
     // Export jobs are checked before anything listens or runs.
-    let exports = super::export::load_checked(warehouse, &path).await?;
+    let exports = crate::export::ExportConfig::from_file(&file)?;
+    crate::export::check_jobs(warehouse, &exports.jobs).await?;
     config.exports = exports.jobs.clone();
     let clock = crate::export::schedule::clock_from_env()?;
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);

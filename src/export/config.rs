@@ -169,36 +169,41 @@ pub struct ExportConfig {
 }
 
 impl ExportConfig {
-    /// Reads the `[[export]]` tables of `path`; a missing file has no jobs.
+    /// Reads the `[[export]]` tables of `path` (see [`crate::config::ConfigFile`]); a missing
+    /// file has no jobs.
     pub fn load(path: &Path) -> Result<Self, ExportError> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(ExportConfig {
-                    path: Some(path.to_path_buf()),
-                    jobs: vec![],
-                });
-            }
-            Err(e) => {
-                return Err(ExportError::Config {
-                    path: path.to_path_buf(),
-                    job: None,
-                    message: format!("cannot read: {e}"),
-                });
-            }
-        };
-        let mut config = Self::parse(&text).map_err(|(job, message)| ExportError::Config {
+        let file = crate::config::ConfigFile::load(path).map_err(|e| ExportError::Config {
             path: path.to_path_buf(),
-            job,
-            message,
+            job: None,
+            message: match e {
+                crate::config::ConfigFileError::Read { source, .. } => format!("cannot read: {source}"),
+                crate::config::ConfigFileError::Invalid { message, .. } => message,
+            },
         })?;
-        config.path = Some(path.to_path_buf());
+        Self::from_file(&file)
+    }
+
+    /// The `[[export]]` jobs of a read configuration file, checked.
+    pub fn from_file(file: &crate::config::ConfigFile) -> Result<Self, ExportError> {
+        let mut config =
+            Self::from_table(file.sections(&["export"])).map_err(|(job, message)| {
+                ExportError::Config {
+                    path: file.path.clone(),
+                    job,
+                    message,
+                }
+            })?;
+        config.path = Some(file.path.clone());
         Ok(config)
     }
 
     /// Parses the text of a configuration file; the error names the job when it is one.
     pub fn parse(text: &str) -> Result<Self, (Option<String>, String)> {
-        let mut table: toml::Table = toml::from_str(text).map_err(|e| (None, e.to_string()))?;
+        let table: toml::Table = toml::from_str(text).map_err(|e| (None, e.to_string()))?;
+        Self::from_table(table)
+    }
+
+    fn from_table(mut table: toml::Table) -> Result<Self, (Option<String>, String)> {
         let Some(exports) = table.remove("export") else {
             return Ok(ExportConfig::default());
         };

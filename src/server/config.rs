@@ -57,6 +57,17 @@ pub enum ConfigError {
     Invalid { path: PathBuf, message: String },
 }
 
+impl From<crate::config::ConfigFileError> for ConfigError {
+    fn from(e: crate::config::ConfigFileError) -> Self {
+        match e {
+            crate::config::ConfigFileError::Read { path, source } => ConfigError::Read { path, source },
+            crate::config::ConfigFileError::Invalid { path, message } => {
+                ConfigError::Invalid { path, message }
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthMode {
@@ -163,38 +174,24 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// Reads `path`; a missing file gives the defaults (no users).
+    /// Reads `path` (see [`crate::config::ConfigFile`]); a missing file gives the defaults
+    /// (no users).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(ServerConfig {
-                    path: Some(path.to_path_buf()),
-                    ..Default::default()
-                });
-            }
-            Err(source) => {
-                return Err(ConfigError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                });
-            }
-        };
-        // Only the sections this module owns are read strictly; others belong to other modules.
-        let mut table: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        table.retain(|k, _| k == "server" || k == "user");
-        let shape: FileShape =
-            toml::Value::Table(table)
-                .try_into()
-                .map_err(|e: toml::de::Error| ConfigError::Invalid {
-                    path: path.to_path_buf(),
-                    message: e.to_string(),
-                })?;
+        Self::from_file(&crate::config::ConfigFile::load(path)?)
+    }
+
+    /// The `[server]` and `[[user]]` sections of a read configuration file, checked; the other
+    /// sections belong to other modules.
+    pub fn from_file(file: &crate::config::ConfigFile) -> Result<Self, ConfigError> {
+        let path = file.path.clone();
+        let shape: FileShape = toml::Value::Table(file.sections(&["server", "user"]))
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
         let config = ServerConfig {
-            path: Some(path.to_path_buf()),
+            path: Some(path),
             server: shape.server,
             users: shape.user,
             exports: vec![],

@@ -29,6 +29,7 @@ pub const CARDINALITY_VIOLATION: &str = "21000";
 pub const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";
 pub const AMBIGUOUS_COLUMN: &str = "42702";
 pub const DUPLICATE_COLUMN: &str = "42701";
+pub const DUPLICATE_ALIAS: &str = "42712";
 
 /// An ERROR-severity response with `code`.
 pub fn pg_error(code: &str, message: impl Into<String>) -> PgWireError {
@@ -65,8 +66,9 @@ fn structured(root: &DataFusionError) -> Option<&'static str> {
         DataFusionError::SchemaError(e, _) => match e.as_ref() {
             SchemaError::FieldNotFound { .. } => UNDEFINED_COLUMN,
             SchemaError::AmbiguousReference { .. } => AMBIGUOUS_COLUMN,
-            SchemaError::DuplicateQualifiedField { .. }
-            | SchemaError::DuplicateUnqualifiedField { .. } => DUPLICATE_COLUMN,
+            // `SELECT * FROM orders, orders`: PostgreSQL's "table name specified more than once".
+            SchemaError::DuplicateQualifiedField { .. } => DUPLICATE_ALIAS,
+            SchemaError::DuplicateUnqualifiedField { .. } => DUPLICATE_COLUMN,
         },
         DataFusionError::ArrowError(e, _) => return arrow_state(e),
         DataFusionError::External(e) => match e.downcast_ref::<FunctionError>() {
@@ -86,8 +88,15 @@ fn arrow_state(e: &datafusion::arrow::error::ArrowError) -> Option<&'static str>
         ArrowError::ArithmeticOverflow(_) => NUMERIC_VALUE_OUT_OF_RANGE,
         // Arrow says "Can't cast value 3000000000 to type Int32" for a value out of the
         // target's range, which PostgreSQL reports as 22003, not as bad text.
-        ArrowError::CastError(m) if m.starts_with("Can't cast value") => NUMERIC_VALUE_OUT_OF_RANGE,
+        // ... and "Cannot cast to Decimal128(5, 2). Overflowing on 12345.6" for a numeric.
+        ArrowError::CastError(m) if m.starts_with("Can't cast value") || m.contains("Overflowing") => {
+            NUMERIC_VALUE_OUT_OF_RANGE
+        }
         ArrowError::CastError(_) | ArrowError::ParseError(_) => INVALID_TEXT_REPRESENTATION,
+        // "123456.70 is too large to store in a Decimal128 of precision 5".
+        ArrowError::InvalidArgumentError(m) if m.contains("too large to store") => {
+            NUMERIC_VALUE_OUT_OF_RANGE
+        }
         ArrowError::MemoryError(_) => OUT_OF_MEMORY,
         _ => return None,
     })

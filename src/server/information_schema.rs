@@ -35,6 +35,7 @@ pub const VIEWS: &[&str] = &[
 
 /// PostgreSQL's description of an Arrow type: `data_type`, `udt_name`, numeric precision,
 /// radix and scale, datetime precision.
+#[derive(Clone, Copy)]
 struct PgType {
     data_type: &'static str,
     udt: &'static str,
@@ -45,59 +46,51 @@ struct PgType {
 }
 
 fn pg_type(t: &DataType) -> PgType {
-    let plain = |data_type, udt| PgType {
-        data_type,
-        udt,
+    // The names are the ones pg_proc gives (one mapping); this adds the numeric facets.
+    let named = super::pg_proc::pg_type(t);
+    let plain = PgType {
+        data_type: named.data_type(),
+        udt: named.udt,
         precision: None,
         radix: None,
         scale: None,
         datetime: None,
     };
-    let int = |data_type, udt, bits| PgType {
+    let binary = |bits| PgType {
         precision: Some(bits),
         radix: Some(2),
-        scale: Some(0),
-        ..plain(data_type, udt)
+        ..plain
     };
     match t {
-        DataType::Boolean => plain("boolean", "bool"),
-        DataType::Int8 | DataType::Int16 | DataType::UInt8 => int("smallint", "int2", 16),
-        DataType::Int32 | DataType::UInt16 => int("integer", "int4", 32),
-        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => int("bigint", "int8", 64),
-        DataType::Float16 | DataType::Float32 => PgType {
-            precision: Some(24),
-            radix: Some(2),
-            ..plain("real", "float4")
+        DataType::Int8 | DataType::Int16 | DataType::UInt8 => PgType {
+            scale: Some(0),
+            ..binary(16)
         },
-        DataType::Float64 => PgType {
-            precision: Some(53),
-            radix: Some(2),
-            ..plain("double precision", "float8")
+        DataType::Int32 | DataType::UInt16 => PgType {
+            scale: Some(0),
+            ..binary(32)
         },
+        DataType::Int64 | DataType::UInt32 | DataType::UInt64 => PgType {
+            scale: Some(0),
+            ..binary(64)
+        },
+        DataType::Float16 | DataType::Float32 => binary(24),
+        DataType::Float64 => binary(53),
         DataType::Decimal128(p, s) | DataType::Decimal256(p, s) => PgType {
             precision: Some(i32::from(*p)),
             radix: Some(10),
             scale: Some(i32::from(*s)),
-            ..plain("numeric", "numeric")
+            ..plain
         },
         DataType::Date32 | DataType::Date64 => PgType {
             datetime: Some(0),
-            ..plain("date", "date")
+            ..plain
         },
-        DataType::Timestamp(_, None) => PgType {
+        DataType::Timestamp(_, _) => PgType {
             datetime: Some(6),
-            ..plain("timestamp without time zone", "timestamp")
+            ..plain
         },
-        DataType::Timestamp(_, Some(_)) => PgType {
-            datetime: Some(6),
-            ..plain("timestamp with time zone", "timestamptz")
-        },
-        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(_, _) => {
-            plain("ARRAY", "_text")
-        }
-        DataType::Struct(_) | DataType::Map(_, _) => plain("json", "json"),
-        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => plain("bytea", "bytea"),
-        _ => plain("text", "text"),
+        _ => plain,
     }
 }
 

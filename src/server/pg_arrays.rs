@@ -39,12 +39,11 @@ struct ExpandArray {
     signature: Signature,
 }
 
-fn element_type(list: &DataType) -> DataType {
+fn element_type(list: &DataType) -> DfResult<DataType> {
     match list {
-        DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) => {
-            f.data_type().clone()
-        }
-        _ => DataType::Null,
+        DataType::List(f) => Ok(f.data_type().clone()),
+        DataType::Null => Ok(DataType::Null),
+        other => exec_err!("_pg_expandarray takes an array, not {other}"),
     }
 }
 
@@ -67,7 +66,7 @@ impl ScalarUDFImpl for ExpandArray {
             return exec_err!("_pg_expandarray takes one array");
         };
         Ok(DataType::List(Arc::new(Field::new_list_field(
-            DataType::Struct(pair_fields(element_type(list))),
+            DataType::Struct(pair_fields(element_type(list)?)),
             true,
         ))))
     }

@@ -311,7 +311,7 @@ impl IndexDefinitions {
                 columns.join(", ")
             ))
         } else {
-            let i = usize::try_from(column - 1).ok()?;
+            let i = usize::try_from(column.checked_sub(1)?).ok()?;
             columns.get(i).cloned()
         }
     }

@@ -79,6 +79,7 @@ pub(super) fn pg_type(t: &DataType) -> PgType {
         DataType::Timestamp(_, None) => (1114, "timestamp without time zone", "timestamp"),
         DataType::Timestamp(_, Some(_)) => (1184, "timestamp with time zone", "timestamptz"),
         DataType::Struct(_) | DataType::Map(_, _) => (114, "json", "json"),
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => (17, "bytea", "bytea"),
         DataType::List(f) | DataType::LargeList(f) => match f.data_type() {
             DataType::Int64 => (1016, "bigint[]", "_int8"),
             DataType::Int32 => (1007, "integer[]", "_int4"),
@@ -87,7 +88,9 @@ pub(super) fn pg_type(t: &DataType) -> PgType {
             DataType::Date32 => (1182, "date[]", "_date"),
             _ => (2277, "anyarray", "anyarray"),
         },
-        _ => (2276, "\"any\"", "any"),
+        DataType::Null => (2276, "\"any\"", "any"),
+        // Anything else travels as text (see encode.rs).
+        _ => (25, "text", "text"),
     };
     PgType { oid, name, udt }
 }

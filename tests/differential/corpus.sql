@@ -55,6 +55,8 @@ SELECT * FROM no_such_table;
 SELECT 1 / 0;
 SELECT CAST('x' AS int);
 SELECT CAST(3000000000 AS int);
+SELECT CAST(123456.7 AS numeric(5,2));
+SELECT * FROM orders, orders;
 
 -- Analyst SQL over the tables.
 SELECT customer_id, count(*) AS orders, sum(amount_usd) > 0 AS bought

@@ -23,29 +23,26 @@ pub(super) fn get_field_for_dots(expr: &mut Expr) -> bool {
         return false;
     }
     let mut out = match root.as_ref() {
-        Expr::Nested(inner) => inner.as_ref().clone(),
-        other => other.clone(),
+        Expr::Nested(inner) => inner.as_ref().to_string(),
+        other => other.to_string(),
     };
     for access in access_chain.iter() {
         if let AccessExpr::Dot(Expr::Identifier(field)) = access {
-            out = get_field(out, &field.value);
+            // An unquoted name is folded to lower case, as PostgreSQL folds it.
+            let name = match field.quote_style {
+                Some(_) => field.value.clone(),
+                None => field.value.to_ascii_lowercase(),
+            };
+            out = format!("get_field({out}, '{}')", name.replace('\'', "''"));
         }
     }
-    *expr = out;
-    true
-}
-
-fn get_field(value: Expr, field: &str) -> Expr {
-    let call = format!(
-        "get_field({value}, '{}')",
-        field.to_ascii_lowercase().replace('\'', "''")
-    );
-    datafusion::sql::sqlparser::parser::Parser::new(
-        &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
-    )
-    .try_with_sql(&call)
-    .and_then(|mut p| p.parse_expr())
-    .unwrap_or(value)
+    match super::parse_expr(&out) {
+        Some(call) => {
+            *expr = call;
+            true
+        }
+        None => false,
+    }
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@
 //!        information_schema._pg_expandarray(i.indkey) AS KEYS ...
 //! ```
 //!
-//! `generate_subscripts(a, 1)` becomes `unnest(range(1, array_length(a, 1) + 1))` (as bigints) and
+//! `generate_subscripts(a, 1)` becomes `unnest(range(1, array_length(a, 1) + 1))` (as int4) and
 //! `_pg_expandarray(a)` becomes `unnest(_pg_expandarray(a))` (see `server::pg_arrays`): one
 //! row per element, zipped with the other `unnest`s as PostgreSQL zips set-returning functions.
 //! `pg_index.indclass` and `indcollation` are text in the emulated catalog (no client reads
@@ -30,8 +30,14 @@ pub(super) fn index_key_function(f: &Function) -> Option<Expr> {
     };
     let first = list.args.first()?.to_string();
     let sql = match name.trim_matches('"') {
+        // The arrays have one dimension: subscripts of any other are none, as in PostgreSQL.
+        // (SQLAlchemy binds the dimension as a parameter.)
         "generate_subscripts" if list.args.len() == 2 => {
-            format!("unnest(range(1, CAST(array_length({first}, 1) AS BIGINT) + 1))")
+            let dim = &list.args[1];
+            format!(
+                "CAST(unnest(range(1, CASE WHEN {dim} = 1 \
+                 THEN CAST(array_length({first}, 1) AS BIGINT) + 1 ELSE 1 END)) AS INT)"
+            )
         }
         "_pg_expandarray" if list.args.len() == 1 => {
             format!("unnest({}({first}))", crate::server::pg_arrays::EXPAND_ARRAY)
@@ -45,12 +51,7 @@ pub(super) fn index_key_function(f: &Function) -> Option<Expr> {
         }
         _ => return None,
     };
-    datafusion::sql::sqlparser::parser::Parser::new(
-        &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
-    )
-    .try_with_sql(&sql)
-    .and_then(|mut p| p.parse_expr())
-    .ok()
+    super::parse_expr(&sql)
 }
 
 #[cfg(test)]
@@ -70,7 +71,7 @@ mod tests {
         super::super::rewrite(&mut s);
         assert_eq!(
             s.to_string(),
-            "SELECT get_field(unnest(_pg_expandarray(i.indkey)), 'n'), unnest(range(1, CAST(array_length(c.conkey, 1) AS BIGINT) + 1)) \
+            "SELECT get_field(unnest(_pg_expandarray(i.indkey)), 'n'), CAST(unnest(range(1, CASE WHEN 1 = 1 THEN CAST(array_length(c.conkey, 1) AS BIGINT) + 1 ELSE 1 END)) AS INT) \
              FROM pg_catalog.pg_index i, pg_catalog.pg_constraint c"
         );
     }

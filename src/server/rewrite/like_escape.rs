@@ -23,11 +23,7 @@ pub(super) fn backslash_escape(pattern: &mut Box<Expr>, escape: &mut Option<Valu
     let sql = format!(
         "replace(replace(replace(replace(x, '\\', '\\\\'), '{e}%', '\\%'), '{e}_', '\\_'), '{e}{e}', '{e}')"
     );
-    let Ok(mut template) = datafusion::sql::sqlparser::parser::Parser::new(
-        &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
-    )
-    .try_with_sql(&sql)
-    .and_then(|mut p| p.parse_expr()) else {
+    let Some(mut template) = super::parse_expr(&sql) else {
         return;
     };
     let original = std::mem::replace(

@@ -67,6 +67,17 @@ fn is_catalog_name(name: &ObjectName) -> bool {
         || parts.last().is_some_and(|t| t.starts_with("pg_"))
 }
 
+/// An expression the rules build as SQL text, parsed; None when it does not parse (a rule
+/// then leaves the client's expression as it was).
+fn parse_expr(sql: &str) -> Option<Expr> {
+    datafusion::sql::sqlparser::parser::Parser::new(
+        &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
+    )
+    .try_with_sql(sql)
+    .and_then(|mut p| p.parse_expr())
+    .ok()
+}
+
 /// Applies every rule to a catalog statement.
 pub fn rewrite(statement: &mut Statement) {
     information_schema::use_postgres_views(statement);

@@ -46,12 +46,7 @@ fn is_regproc(e: &Expr) -> bool {
 }
 
 fn call(function: &str, arg: &Expr) -> Option<Expr> {
-    datafusion::sql::sqlparser::parser::Parser::new(
-        &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
-    )
-    .try_with_sql(&format!("{function}({arg})"))
-    .and_then(|mut p| p.parse_expr())
-    .ok()
+    super::parse_expr(&format!("{function}({arg})"))
 }
 
 /// Rewrites `expr` when it compares a regproc column with an oid or casts one to a number.
@@ -85,15 +80,19 @@ pub(super) fn regproc_as_oid(expr: &mut Expr) -> bool {
             expr: inner,
             data_type,
             ..
-        } if is_regproc(inner)
-            && matches!(
-                data_type.to_string().to_ascii_lowercase().as_str(),
-                "oid" | "int" | "integer" | "int4" | "bigint" | "int8"
-            ) =>
-        {
-            match call(crate::server::pg_proc::REGPROC_OID, inner) {
-                Some(looked_up) => {
-                    *expr = looked_up;
+        } if is_regproc(inner) => {
+            let target = data_type.to_string().to_ascii_lowercase();
+            let looked_up = format!("{}({inner})", crate::server::pg_proc::REGPROC_OID);
+            let sql = match target.as_str() {
+                "oid" => looked_up,
+                "int" | "integer" | "int4" | "bigint" | "int8" => {
+                    format!("CAST({looked_up} AS {data_type})")
+                }
+                _ => return false,
+            };
+            match super::parse_expr(&sql) {
+                Some(e) => {
+                    *expr = e;
                     true
                 }
                 None => false,
