@@ -1,7 +1,7 @@
 //! One client connection: its session (settings, `rebuy.as_of`, …), its role, and how a
 //! statement is run for it: SET/SHOW/transactions answered here, writes refused for analysts,
 //! everything else planned and executed by DataFusion under the connection's time and memory
-//! limits, with results streamed batch by batch.
+//! limits; `respond.rs` streams the results batch by batch.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,18 +19,11 @@ use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast::Statement;
 use futures::StreamExt;
 use pgwire::api::Type;
-use pgwire::api::portal::Format;
-use pgwire::api::results::{FieldInfo, QueryResponse};
 use pgwire::error::{PgWireError, PgWireResult};
-use pgwire::messages::data::DataRow;
-use pgwire::types::format::FormatOptions;
 use tokio::sync::Notify;
 
 use super::config::Role;
-use super::encode::{
-    canonical_time_zone, pg_fields, pg_to_arrow, sql_type_name, to_wire_batch, trim_fractions,
-    zoned_as_text,
-};
+use super::encode::{pg_to_arrow, sql_type_name};
 use super::errors::{self, pg_error};
 use super::held::HeldKind;
 use super::settings::Settings;
@@ -164,7 +157,7 @@ impl ConnState {
     }
 
     /// The statement timeout in force: the session's, under the server's maximum.
-    fn statement_timeout(&self) -> Option<Duration> {
+    pub(super) fn statement_timeout(&self) -> Option<Duration> {
         self.settings()
             .statement_timeout_within(self.shared.config.server.max_statement_timeout_ms)
     }
@@ -191,7 +184,7 @@ impl ConnState {
     }
 
     /// A stopped statement's error says why it stopped, whatever part of it noticed.
-    fn stopped_or(&self, e: PgWireError) -> PgWireError {
+    pub(super) fn stopped_or(&self, e: PgWireError) -> PgWireError {
         if self.stop.is_set() {
             errors::canceled(self.stop_reason())
         } else {
@@ -401,7 +394,7 @@ impl ConnState {
     }
 
     /// Awaits `fut` unless a cancel request arrives or `deadline` passes first (57014).
-    async fn until_stopped<T>(
+    pub(super) async fn until_stopped<T>(
         &self,
         fut: impl std::future::Future<Output = T>,
         deadline: Option<tokio::time::Instant>,
@@ -467,140 +460,17 @@ impl ConnState {
         .await
     }
 
-    /// Streams `stream` to the client: the first batch is computed under the cancel/timeout
-    /// guard (that is where aggregations do their work); later batches check both as they go.
-    pub(super) fn encode(
-        self: &Arc<Self>,
-        stream: SendableRecordBatchStream,
-        format: &Format,
-        options: Arc<FormatOptions>,
-        declared: Option<&[bool]>,
-    ) -> PgWireResult<QueryResponse> {
-        let fields = Arc::new(pg_fields(
-            &stream.schema(),
-            format,
-            Some(options),
-            declared,
-        )?);
-        Ok(QueryResponse::new(
-            fields.clone(),
-            self.rows(stream, fields),
-        ))
-    }
-
-    /// Encoded rows of `stream`; the connection counts as busy until the stream is dropped.
-    pub(super) fn rows(
-        self: &Arc<Self>,
-        stream: SendableRecordBatchStream,
-        fields: Arc<Vec<FieldInfo>>,
-    ) -> futures::stream::BoxStream<'static, PgWireResult<DataRow>> {
-        let conn = self.clone();
-        let settings = self.settings();
-        let deadline = self
-            .statement_timeout()
-            .map(|t| tokio::time::Instant::now() + t);
-        // timestamptz values are shown in the session's TimeZone, as PostgreSQL does.
-        let time_zone: Option<Arc<str>> = settings
-            .get("TimeZone")
-            .and_then(canonical_time_zone)
-            .map(Arc::from);
+    /// Counts the connection (and the server) busy with a response until the guard is dropped,
+    /// which also writes the statement's log line.
+    pub(super) fn begin_response(self: &Arc<Self>) -> ResponseGuard {
         self.busy.fetch_add(1, Ordering::SeqCst);
         self.shared.running_queries.fetch_add(1, Ordering::SeqCst);
-        let guard = BusyGuard {
+        ResponseGuard {
             conn: self.clone(),
             log: self.pending_log.lock().ok().and_then(|mut p| p.take()),
             rows: 0,
             error: None,
-        };
-        let batches =
-            futures::stream::unfold((stream, guard, false), move |(mut stream, guard, done)| {
-                let conn = conn.clone();
-                async move {
-                    if done {
-                        return None;
-                    }
-                    let next = conn.until_stopped(stream.next(), deadline).await;
-                    let mut guard = guard;
-                    match next {
-                        Ok(None) => None,
-                        Ok(Some(Ok(batch))) => match to_wire_batch(batch) {
-                            Ok(b) => {
-                                guard.rows += b.num_rows();
-                                Some((Ok(b), (stream, guard, false)))
-                            }
-                            Err(e) => {
-                                guard.error = Some(error_text(&e));
-                                Some((Err(e), (stream, guard, true)))
-                            }
-                        },
-                        Ok(Some(Err(e))) => {
-                            let e = conn.stopped_or(errors::from_datafusion(e));
-                            guard.error = Some(error_text(&e));
-                            Some((Err(e), (stream, guard, true)))
-                        }
-                        Err(e) => {
-                            guard.error = Some(error_text(&e));
-                            Some((Err(e), (stream, guard, true)))
-                        }
-                    }
-                }
-            });
-        let numeric_binary_columns: Vec<usize> = fields
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| {
-                f.format() == pgwire::api::results::FieldFormat::Binary
-                    && *f.datatype() == Type::NUMERIC
-            })
-            .map(|(i, _)| i)
-            .collect();
-        // PostgreSQL prints `12:34:56` and `12:34:56.5`, not `12:34:56.000000`.
-        let time_columns: Vec<usize> = fields
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| {
-                f.format() == pgwire::api::results::FieldFormat::Text
-                    && matches!(
-                        *f.datatype(),
-                        Type::TIMESTAMP | Type::TIMESTAMPTZ | Type::TIME | Type::TIMETZ
-                    )
-            })
-            .map(|(i, _)| i)
-            .collect();
-        let zoned_text_columns: Vec<usize> = fields
-            .iter()
-            .enumerate()
-            .filter(|(_, f)| {
-                f.format() == pgwire::api::results::FieldFormat::Text
-                    && *f.datatype() == Type::TIMESTAMPTZ
-            })
-            .map(|(i, _)| i)
-            .collect();
-        batches
-            .flat_map(move |batch| {
-                let items: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send + Sync> =
-                    match batch
-                        .and_then(|b| zoned_as_text(b, &zoned_text_columns, time_zone.as_deref()))
-                    {
-                        Ok(b) => datafusion_postgres::arrow_pg::datatypes::encode_recordbatch(
-                            fields.clone(),
-                            b,
-                        ),
-                        Err(e) => Box::new(std::iter::once(Err(e))),
-                    };
-                futures::stream::iter(items)
-            })
-            .map(move |row| match row {
-                Ok(r) if !time_columns.is_empty() => Ok(trim_fractions(r, &time_columns)),
-                other => other,
-            })
-            .map(move |row| match row {
-                Ok(r) if !numeric_binary_columns.is_empty() => {
-                    Ok(super::numeric::binary_columns(r, &numeric_binary_columns))
-                }
-                other => other,
-            })
-            .boxed()
+        }
     }
 }
 
@@ -615,7 +485,7 @@ fn batches_as_stream(
     Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, stream))
 }
 
-fn error_text(e: &PgWireError) -> String {
+pub(super) fn error_text(e: &PgWireError) -> String {
     match e {
         PgWireError::UserError(info) => format!("{} {}", info.code, info.message),
         other => other.to_string(),
@@ -630,14 +500,16 @@ impl Drop for Busy<'_> {
     }
 }
 
-struct BusyGuard {
+/// A response in progress (see [`ConnState::begin_response`]): the rows sent and the error
+/// that ended it go into the statement's log line.
+pub(super) struct ResponseGuard {
     conn: Arc<ConnState>,
     log: Option<(String, Instant)>,
-    rows: usize,
-    error: Option<String>,
+    pub(super) rows: usize,
+    pub(super) error: Option<String>,
 }
 
-impl Drop for BusyGuard {
+impl Drop for ResponseGuard {
     fn drop(&mut self) {
         if let Some((sql, started)) = self.log.take() {
             let error = self.error.take();

@@ -122,7 +122,8 @@ where
                 return Ok(Response::Execution(tag));
             }
             let format_options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
-            Ok(Response::Query(conn.encode(
+            Ok(Response::Query(super::respond::encode(
+                conn,
                 stream,
                 format,
                 format_options,

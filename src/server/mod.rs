@@ -29,6 +29,7 @@ mod pg_catalog;
 mod pg_keys;
 mod pg_proc;
 mod pgcompat;
+mod respond;
 mod rewrite;
 mod runtime;
 mod scram;

@@ -213,7 +213,7 @@ where
             .collect();
         spec.line(&names)
     });
-    let data = copy_lines(conn.rows(stream, fields), spec);
+    let data = copy_lines(super::super::respond::rows(conn, stream, fields), spec);
     let head =
         futures::stream::iter(header.map(|h| Ok(pgwire::messages::copy::CopyData::new(h.into()))));
     Ok(Response::CopyOut(CopyResponse::new(

@@ -178,7 +178,7 @@ where
     let options = Arc::new(pgwire::types::format::FormatOptions::from_client_metadata(
         client.metadata(),
     ));
-    let mut response = conn.encode(stream, format, options, Some(&declared))?;
+    let mut response = super::super::respond::encode(conn, stream, format, options, Some(&declared))?;
     response.set_command_tag("FETCH");
     Ok(Response::Query(response))
 }
