@@ -63,8 +63,8 @@ impl ConfigFile {
         Ok(file)
     }
 
-    /// The file's text, without overrides (for tests and `rebuy export` checks of a text).
-    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigFileError> {
+    /// The file's text, before the overrides.
+    fn parse(path: &Path, text: &str) -> Result<Self, ConfigFileError> {
         let table: toml::Table = toml::from_str(text).map_err(|e| ConfigFileError::Invalid {
             path: path.to_path_buf(),
             message: e.to_string(),
@@ -124,7 +124,11 @@ mod tests {
     fn server_keys_are_overridden_by_the_environment_with_their_types() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("rebuy.toml");
-        std::fs::write(&path, "[server]\nmax_connections = 100\n[[export]]\nname = \"x\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "[server]\nmax_connections = 100\n[[export]]\nname = \"x\"\n",
+        )
+        .unwrap();
         let file = ConfigFile::load_with_env(
             &path,
             [
@@ -162,7 +166,9 @@ mod tests {
             let err = crate::server::config::ServerConfig::from_file(&file)
                 .unwrap_err()
                 .to_string();
-            let named = key.trim_start_matches(SERVER_ENV_PREFIX).to_ascii_lowercase();
+            let named = key
+                .trim_start_matches(SERVER_ENV_PREFIX)
+                .to_ascii_lowercase();
             assert!(
                 err.contains(&named) || err.contains(value),
                 "{key}={value}: {err}"
@@ -177,7 +183,9 @@ mod tests {
         assert!(!missing.exists && missing.sections(&["server"]).is_empty());
         let broken = dir.path().join("broken.toml");
         std::fs::write(&broken, "[server\n").unwrap();
-        let err = ConfigFile::load_with_env(&broken, []).unwrap_err().to_string();
+        let err = ConfigFile::load_with_env(&broken, [])
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("broken.toml"), "{err}");
     }
 }

@@ -176,7 +176,9 @@ impl ExportConfig {
             path: path.to_path_buf(),
             job: None,
             message: match e {
-                crate::config::ConfigFileError::Read { source, .. } => format!("cannot read: {source}"),
+                crate::config::ConfigFileError::Read { source, .. } => {
+                    format!("cannot read: {source}")
+                }
                 crate::config::ConfigFileError::Invalid { message, .. } => message,
             },
         })?;

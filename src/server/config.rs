@@ -60,7 +60,9 @@ pub enum ConfigError {
 impl From<crate::config::ConfigFileError> for ConfigError {
     fn from(e: crate::config::ConfigFileError) -> Self {
         match e {
-            crate::config::ConfigFileError::Read { path, source } => ConfigError::Read { path, source },
+            crate::config::ConfigFileError::Read { path, source } => {
+                ConfigError::Read { path, source }
+            }
             crate::config::ConfigFileError::Invalid { path, message } => {
                 ConfigError::Invalid { path, message }
             }

@@ -322,20 +322,22 @@ const UNCONSTRAINED_NUMERIC: DataType = DataType::Decimal128(38, 10);
 /// with are gone by then, so all trailing zeros of the fraction are dropped: `1.50::numeric`
 /// prints `1.5` (PostgreSQL: `1.50`), which no driver reads differently as a number.
 fn natural_scale(text: &ArrayRef) -> ArrayRef {
-    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::array::AsArray;
     let Some(strings) = text.as_string_opt::<i32>() else {
         return text.clone();
     };
     let trimmed: StringArray = strings
         .iter()
         .map(|v| {
-            v.map(|v| match v.find('.') {
-                Some(_) => v.trim_end_matches('0').trim_end_matches('.'),
-                None => v,
+            v.map(|v| {
+                if v.contains('.') {
+                    v.trim_end_matches('0').trim_end_matches('.')
+                } else {
+                    v
+                }
             })
         })
         .collect();
-    debug_assert_eq!(trimmed.len(), strings.len());
     Arc::new(trimmed)
 }
 

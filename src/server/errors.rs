@@ -89,7 +89,9 @@ fn arrow_state(e: &datafusion::arrow::error::ArrowError) -> Option<&'static str>
         // Arrow says "Can't cast value 3000000000 to type Int32" for a value out of the
         // target's range, which PostgreSQL reports as 22003, not as bad text.
         // ... and "Cannot cast to Decimal128(5, 2). Overflowing on 12345.6" for a numeric.
-        ArrowError::CastError(m) if m.starts_with("Can't cast value") || m.contains("Overflowing") => {
+        ArrowError::CastError(m)
+            if m.starts_with("Can't cast value") || m.contains("Overflowing") =>
+        {
             NUMERIC_VALUE_OUT_OF_RANGE
         }
         ArrowError::CastError(_) | ArrowError::ParseError(_) => INVALID_TEXT_REPRESENTATION,

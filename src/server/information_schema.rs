@@ -102,6 +102,11 @@ fn texts(values: Vec<Option<String>>) -> ArrayRef {
     Arc::new(StringArray::from(values))
 }
 
+/// `value` in each of `n` rows.
+fn repeated(value: &str, n: usize) -> ArrayRef {
+    Arc::new(StringArray::from(vec![value; n]))
+}
+
 fn ints(values: Vec<Option<i32>>) -> ArrayRef {
     Arc::new(Int32Array::from(values))
 }
@@ -219,11 +224,11 @@ pub async fn install(
             nulls(),
             nulls(),
             texts(catalog_col),
-            texts(vec![Some("pg_catalog".to_string()); rows]),
+            repeated("pg_catalog", rows),
             texts(udt),
             texts(no.clone()),
             nulls(),
-            texts(vec![Some("NEVER".to_string()); rows]),
+            repeated("NEVER", rows),
             nulls(),
             texts(no),
         ],
@@ -262,10 +267,10 @@ pub async fn install(
             texts(vec![db(); n]),
             texts(vec![public_s(); n]),
             texts(keys.iter().map(|(t, _)| Some(t.to_string())).collect()),
-            texts(vec![Some("PRIMARY KEY".to_string()); n]),
-            texts(vec![Some("NO".to_string()); n]),
-            texts(vec![Some("NO".to_string()); n]),
-            texts(vec![Some("YES".to_string()); n]),
+            repeated("PRIMARY KEY", n),
+            repeated("NO", n),
+            repeated("NO", n),
+            repeated("YES", n),
             texts(vec![None; n]),
         ],
     )?;
@@ -413,17 +418,17 @@ fn install_routines(
             texts(vec![db(); n]),
             texts(vec![public(); n]),
             each(&|r| Some(r.name.clone())),
-            texts(vec![Some("FUNCTION".to_string()); n]),
+            repeated("FUNCTION", n),
             each(&|r| Some(r.result.data_type().to_string())),
             texts(vec![db(); n]),
-            texts(vec![Some("pg_catalog".to_string()); n]),
+            repeated("pg_catalog", n),
             each(&|r| Some(r.result.udt.to_string())),
-            texts(vec![Some("EXTERNAL".to_string()); n]),
+            repeated("EXTERNAL", n),
             texts(vec![None; n]),
             each(&|r| Some(r.name.clone())),
-            texts(vec![Some("INTERNAL".to_string()); n]),
+            repeated("INTERNAL", n),
             each(&|r| Some(if r.volatility == "i" { "YES" } else { "NO" }.to_string())),
-            texts(vec![Some("NO".to_string()); n]),
+            repeated("NO", n),
         ],
     )?;
     let params: Vec<(&super::pg_proc::Routine, usize)> = routines
@@ -455,17 +460,19 @@ fn install_routines(
             texts(vec![db(); m]),
             texts(vec![public(); m]),
             each(&|r, _| specific(r)),
-            ints(params
-                .iter()
-                .map(|(_, i)| i32::try_from(i + 1).ok())
-                .collect()),
-            texts(vec![Some("IN".to_string()); m]),
-            texts(vec![Some("NO".to_string()); m]),
-            texts(vec![Some("NO".to_string()); m]),
+            ints(
+                params
+                    .iter()
+                    .map(|(_, i)| i32::try_from(i + 1).ok())
+                    .collect(),
+            ),
+            repeated("IN", m),
+            repeated("NO", m),
+            repeated("NO", m),
             each(&|r, i| Some(r.arguments[i].0.clone())),
             each(&|r, i| Some(r.arguments[i].1.data_type().to_string())),
             texts(vec![db(); m]),
-            texts(vec![Some("pg_catalog".to_string()); m]),
+            repeated("pg_catalog", m),
             each(&|r, i| Some(r.arguments[i].1.udt.to_string())),
             texts(vec![None; m]),
         ],

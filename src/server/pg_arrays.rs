@@ -96,9 +96,7 @@ impl ScalarUDFImpl for ExpandArray {
                 positions.append_value(k + 1);
             }
         }
-        let values: ArrayRef = list
-            .values()
-            .slice(first as usize, (last - first) as usize);
+        let values: ArrayRef = list.values().slice(first as usize, (last - first) as usize);
         let fields = pair_fields(values.data_type().clone());
         let pairs = StructArray::try_new(
             fields.clone(),

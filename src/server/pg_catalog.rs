@@ -216,6 +216,66 @@ pub(super) fn texts(batch: &RecordBatch, name: &str) -> Option<StringArray> {
     cast.as_any().downcast_ref::<StringArray>().cloned()
 }
 
+/// The rows of a function call: its arguments' length, 1 when all are constants.
+pub(super) fn call_rows(args: &[datafusion::logical_expr::ColumnarValue]) -> usize {
+    args.iter()
+        .find_map(|a| match a {
+            datafusion::logical_expr::ColumnarValue::Array(a) => Some(a.len()),
+            datafusion::logical_expr::ColumnarValue::Scalar(_) => None,
+        })
+        .unwrap_or(1)
+}
+
+/// Argument `i` of a call as 64-bit integers (None when there is no such argument).
+pub(super) fn int_argument(
+    args: &[datafusion::logical_expr::ColumnarValue],
+    i: usize,
+    rows: usize,
+) -> Result<Option<Int64Array>, DataFusionError> {
+    let Some(arg) = args.get(i) else {
+        return Ok(None);
+    };
+    let cast = datafusion::arrow::compute::cast(&arg.to_array(rows)?, &DataType::Int64)?;
+    Ok(cast.as_any().downcast_ref::<Int64Array>().cloned())
+}
+
+/// Argument `i` of a call as text (None when there is no such argument).
+pub(super) fn text_argument(
+    args: &[datafusion::logical_expr::ColumnarValue],
+    i: usize,
+    rows: usize,
+) -> Result<Option<StringArray>, DataFusionError> {
+    let Some(arg) = args.get(i) else {
+        return Ok(None);
+    };
+    let cast = datafusion::arrow::compute::cast(&arg.to_array(rows)?, &DataType::Utf8)?;
+    Ok(cast.as_any().downcast_ref::<StringArray>().cloned())
+}
+
+/// A stable text-valued function of any arguments, computed row by row by `f`.
+pub(super) fn text_function(
+    name: &'static str,
+    f: impl Fn(&[datafusion::logical_expr::ColumnarValue]) -> Result<StringArray, DataFusionError>
+    + Send
+    + Sync
+    + 'static,
+) -> datafusion::logical_expr::ScalarUDF {
+    datafusion::logical_expr::ScalarUDF::from(
+        datafusion::logical_expr::SimpleScalarUDF::new_with_signature(
+            name,
+            datafusion::logical_expr::Signature::variadic_any(
+                datafusion::logical_expr::Volatility::Stable,
+            ),
+            DataType::Utf8,
+            Arc::new(move |args: &[datafusion::logical_expr::ColumnarValue]| {
+                Ok(datafusion::logical_expr::ColumnarValue::Array(Arc::new(f(
+                    args,
+                )?)))
+            }),
+        ),
+    )
+}
+
 /// `pg_settings` with a row for every parameter `SHOW` knows, at the server's defaults (the
 /// library's view has one row; pgjdbc reads `max_index_keys` there before its key queries).
 /// A session's own `SET`s show in `SHOW` and `current_setting()`, not here.
@@ -239,7 +299,9 @@ fn settings_table(
             "setting" | "reset_val" | "boot_val" => {
                 Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1)))
             }
-            "source" => Arc::new(StringArray::from_iter_values(rows.iter().map(|_| "default"))),
+            "source" => Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|_| "default"),
+            )),
             _ => datafusion::arrow::array::new_null_array(f.data_type(), rows.len()),
         })
         .collect();
@@ -265,8 +327,12 @@ pub(super) fn catalog_rows(
             values.push(match set(field.name(), row) {
                 Some(v) => v,
                 None if field.is_nullable() => ScalarValue::try_from(field.data_type())?,
-                None if *field.data_type() == DataType::Boolean => ScalarValue::Boolean(Some(false)),
-                None if *field.data_type() == DataType::Utf8 => ScalarValue::Utf8(Some(String::new())),
+                None if *field.data_type() == DataType::Boolean => {
+                    ScalarValue::Boolean(Some(false))
+                }
+                None if *field.data_type() == DataType::Utf8 => {
+                    ScalarValue::Utf8(Some(String::new()))
+                }
                 None => ScalarValue::new_zero(field.data_type())?,
             });
         }
@@ -284,12 +350,11 @@ pub(super) fn catalog_rows(
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
 }
 
-/// The library's relations by oid: (schema, name).
-pub(super) async fn relations(
+/// The library's schemas by oid.
+pub(super) async fn namespaces(
     schema: &dyn SchemaProvider,
     state: &dyn Session,
-) -> Result<std::collections::HashMap<i64, (String, String)>, DataFusionError> {
-    let mut relations = std::collections::HashMap::new();
+) -> Result<std::collections::HashMap<i64, String>, DataFusionError> {
     let mut namespaces = std::collections::HashMap::new();
     if let Some(t) = schema.table("pg_namespace").await? {
         for b in read_all(t, state).await? {
@@ -300,17 +365,50 @@ pub(super) async fn relations(
             }
         }
     }
-    if let Some(t) = schema.table("pg_class").await? {
-        for b in read_all(t, state).await? {
-            if let (Some(oid), Some(name), Some(ns)) = (
-                ints(&b, "oid"),
-                texts(&b, "relname"),
-                ints(&b, "relnamespace"),
-            ) {
-                for i in 0..b.num_rows() {
-                    if let Some(schema) = namespaces.get(&ns.value(i)) {
-                        relations.insert(oid.value(i), (schema.clone(), name.value(i).to_string()));
-                    }
+    Ok(namespaces)
+}
+
+/// A relation of the library's `pg_class`.
+pub(super) struct Relation {
+    pub schema: String,
+    pub name: String,
+    pub namespace: i64,
+}
+
+/// The library's relations by oid, from `class` (its `pg_class` rows) when the caller has
+/// read them already, else read here.
+pub(super) async fn relations(
+    schema: &dyn SchemaProvider,
+    state: &dyn Session,
+    class: Option<&[RecordBatch]>,
+) -> Result<std::collections::HashMap<i64, Relation>, DataFusionError> {
+    let namespaces = namespaces(schema, state).await?;
+    let read;
+    let class = match class {
+        Some(c) => c,
+        None => {
+            read = match schema.table("pg_class").await? {
+                Some(t) => read_all(t, state).await?,
+                None => vec![],
+            };
+            &read
+        }
+    };
+    let mut relations = std::collections::HashMap::new();
+    for b in class {
+        if let (Some(oid), Some(name), Some(ns)) =
+            (ints(b, "oid"), texts(b, "relname"), ints(b, "relnamespace"))
+        {
+            for i in 0..b.num_rows() {
+                if let Some(schema) = namespaces.get(&ns.value(i)) {
+                    relations.insert(
+                        oid.value(i),
+                        Relation {
+                            schema: schema.clone(),
+                            name: name.value(i).to_string(),
+                            namespace: ns.value(i),
+                        },
+                    );
                 }
             }
         }
@@ -334,7 +432,7 @@ impl TableProvider for Attributes {
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>, DataFusionError> {
         let attributes = read_all(self.inner.clone(), state).await?;
-        let relations = relations(&*self.schema, state).await?;
+        let relations = relations(&*self.schema, state, None).await?;
         let catalogs = self.catalogs.get()?;
         let mut fixed = Vec::with_capacity(attributes.len());
         for batch in attributes {
@@ -350,7 +448,7 @@ impl TableProvider for Attributes {
 
 async fn with_typmods(
     batch: RecordBatch,
-    relations: &std::collections::HashMap<i64, (String, String)>,
+    relations: &std::collections::HashMap<i64, Relation>,
     catalogs: &Arc<dyn CatalogProviderList>,
 ) -> Result<RecordBatch, DataFusionError> {
     let (Some(relid), Some(name), Some(index)) = (
@@ -374,12 +472,15 @@ async fn with_typmods(
         let rel = relid.value(i);
         if !schemas.contains_key(&rel) {
             let found = match relations.get(&rel) {
-                Some((schema, table)) => {
-                    CatalogInfo::table_schema(catalogs, super::pgcompat::DATABASE, schema, table)
-                        .await
-                        .ok()
-                        .flatten()
-                }
+                Some(r) => CatalogInfo::table_schema(
+                    catalogs,
+                    super::pgcompat::DATABASE,
+                    &r.schema,
+                    &r.name,
+                )
+                .await
+                .ok()
+                .flatten(),
                 None => None,
             };
             schemas.insert(rel, found);

@@ -22,7 +22,9 @@ use datafusion::error::DataFusionError;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
 
-use super::pg_catalog::{WeakCatalogs, catalog_rows, ints, read_all, relations};
+use super::pg_catalog::{
+    WeakCatalogs, call_rows, catalog_rows, int_argument, read_all, relations, text_function,
+};
 use crate::storage::TableKind;
 
 /// Oids of the keys' index and constraint rows: the table's oid plus these. The library
@@ -105,11 +107,14 @@ impl TableProvider for KeyTable {
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>, DataFusionError> {
         let schema = self.schema();
-        let mut batches = Vec::new();
-        for batch in read_all(self.inner.clone(), state).await? {
+        let library = read_all(self.inner.clone(), state).await?;
+        // pg_class's own rows are the relations the keys are found among: not read twice.
+        let class = (self.which == KeyCatalog::Class).then_some(library.as_slice());
+        let keys = keys(&*self.schema, &self.catalogs, state, class).await?;
+        let mut batches = Vec::with_capacity(library.len() + 1);
+        for batch in &library {
             batches.push(with_arrays(batch, &schema)?);
         }
-        let keys = keys(&*self.schema, &self.catalogs, state).await?;
         self.definitions.remember(&keys);
         if !keys.is_empty() {
             batches.push(key_rows(self.which, &schema, &keys)?);
@@ -135,24 +140,15 @@ async fn keys(
     schema: &dyn SchemaProvider,
     catalogs: &WeakCatalogs,
     state: &dyn Session,
+    class: Option<&[RecordBatch]>,
 ) -> Result<Vec<Key>, DataFusionError> {
-    let relations = relations(schema, state).await?;
-    let mut namespaces: HashMap<i64, i64> = HashMap::new();
-    if let Some(t) = schema.table("pg_class").await? {
-        for b in read_all(t, state).await? {
-            if let (Some(oid), Some(ns)) = (ints(&b, "oid"), ints(&b, "relnamespace")) {
-                for i in 0..b.num_rows() {
-                    namespaces.insert(oid.value(i), ns.value(i));
-                }
-            }
-        }
-    }
+    let relations = relations(schema, state, class).await?;
     let catalogs = catalogs.get()?;
     let mut out = Vec::new();
     for kind in TableKind::ALL {
-        let Some((&oid, _)) = relations
+        let Some((&oid, relation)) = relations
             .iter()
-            .find(|(_, (s, t))| s == "public" && t == kind.name())
+            .find(|(_, r)| r.schema == "public" && r.name == kind.name())
         else {
             continue;
         };
@@ -176,11 +172,11 @@ async fn keys(
                     .and_then(|i| i16::try_from(i + 1).ok())
             })
             .collect();
-        if let (Some(attnums), Some(&namespace)) = (attnums, namespaces.get(&oid)) {
+        if let Some(attnums) = attnums {
             out.push(Key {
                 table: kind.name(),
                 table_oid: oid,
-                namespace,
+                namespace: relation.namespace,
                 attnums,
                 columns: kind.key_columns(),
             });
@@ -190,7 +186,7 @@ async fn keys(
 }
 
 /// `batch` (the library's rows) with its key columns parsed into arrays.
-fn with_arrays(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, DataFusionError> {
+fn with_arrays(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, DataFusionError> {
     let mut columns = Vec::with_capacity(batch.num_columns());
     for (field, column) in schema.fields().iter().zip(batch.columns()) {
         if field.data_type() == column.data_type() {
@@ -321,61 +317,11 @@ impl IndexDefinitions {
 pub(super) fn index_definition_udf(
     definitions: Arc<IndexDefinitions>,
 ) -> datafusion::logical_expr::ScalarUDF {
-    datafusion::logical_expr::ScalarUDF::new_from_impl(IndexDef {
-        definitions,
-        signature: datafusion::logical_expr::Signature::variadic_any(
-            datafusion::logical_expr::Volatility::Stable,
-        ),
-    })
-}
-
-#[derive(Debug)]
-struct IndexDef {
-    definitions: Arc<IndexDefinitions>,
-    signature: datafusion::logical_expr::Signature,
-}
-
-impl PartialEq for IndexDef {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.definitions, &other.definitions)
-    }
-}
-impl Eq for IndexDef {}
-impl std::hash::Hash for IndexDef {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        "pg_get_indexdef".hash(state);
-    }
-}
-
-impl datafusion::logical_expr::ScalarUDFImpl for IndexDef {
-    fn name(&self) -> &str {
-        "pg_get_indexdef"
-    }
-    fn signature(&self) -> &datafusion::logical_expr::Signature {
-        &self.signature
-    }
-    fn return_type(&self, _args: &[DataType]) -> datafusion::common::Result<DataType> {
-        Ok(DataType::Utf8)
-    }
-    fn invoke_with_args(
-        &self,
-        args: datafusion::logical_expr::ScalarFunctionArgs,
-    ) -> datafusion::common::Result<datafusion::logical_expr::ColumnarValue> {
-        let rows = args.number_rows;
-        let as_ints = |i: usize| -> datafusion::common::Result<Option<datafusion::arrow::array::Int64Array>> {
-            match args.args.get(i) {
-                None => Ok(None),
-                Some(v) => {
-                    let a = datafusion::arrow::compute::cast(&v.to_array(rows)?, &DataType::Int64)?;
-                    Ok(a.as_any()
-                        .downcast_ref::<datafusion::arrow::array::Int64Array>()
-                        .cloned())
-                }
-            }
-        };
-        let oids = as_ints(0)?;
-        let columns = as_ints(1)?;
-        let out: datafusion::arrow::array::StringArray = (0..rows)
+    text_function("pg_get_indexdef", move |args| {
+        let rows = call_rows(args);
+        let oids = int_argument(args, 0, rows)?;
+        let columns = int_argument(args, 1, rows)?;
+        Ok((0..rows)
             .map(|r| {
                 let oid = oids.as_ref().filter(|a| a.is_valid(r))?.value(r);
                 let column = match &columns {
@@ -383,9 +329,8 @@ impl datafusion::logical_expr::ScalarUDFImpl for IndexDef {
                     Some(_) => return None,
                     None => 0,
                 };
-                self.definitions.definition(oid, column)
+                definitions.definition(oid, column)
             })
-            .collect();
-        Ok(datafusion::logical_expr::ColumnarValue::Array(Arc::new(out)))
-    }
+            .collect())
+    })
 }

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{Array, Int64Array, RecordBatch, StringArray};
+use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
 use datafusion::common::ScalarValue;
@@ -20,13 +20,16 @@ use datafusion::datasource::TableType;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::{
-    ColumnarValue, Expr, ExprSchemable, LogicalPlan, ScalarFunctionArgs, ScalarUDF,
-    ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, Expr, ExprSchemable, LogicalPlan, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
+    Signature, Volatility,
 };
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::prelude::SessionContext;
 
-use super::pg_catalog::{catalog_rows, ints, read_all, texts};
+use super::pg_catalog::{
+    call_rows, catalog_rows, int_argument, ints, namespaces, read_all, text_argument,
+    text_function, texts,
+};
 
 /// rebuy's functions are numbered from here, far above the library's oids.
 const FIRST_OID: i64 = 3_000_000;
@@ -153,7 +156,10 @@ async fn describe_all() -> Vec<Routine> {
         let (types, result) = typed.unwrap_or_else(|| (vec![], DataType::Null));
         let arguments = (0..names.len().max(types.len()))
             .map(|k| {
-                let n = names.get(k).cloned().unwrap_or_else(|| format!("arg{}", k + 1));
+                let n = names
+                    .get(k)
+                    .cloned()
+                    .unwrap_or_else(|| format!("arg{}", k + 1));
                 (n, pg_type(types.get(k).unwrap_or(&DataType::Null)))
             })
             .collect();
@@ -288,22 +294,17 @@ impl TableProvider for ProcTable {
     ) -> Result<Arc<dyn ExecutionPlan>, DataFusionError> {
         let schema = self.schema();
         let mut batches = read_all(self.inner.clone(), state).await?;
-        let mut public = None;
-        if let Some(t) = self.schema.table("pg_namespace").await? {
-            for b in read_all(t, state).await? {
-                if let (Some(oid), Some(name)) = (ints(&b, "oid"), texts(&b, "nspname")) {
-                    public = (0..b.num_rows())
-                        .find(|&i| name.value(i) == "public")
-                        .map(|i| oid.value(i))
-                        .or(public);
+        match self.which {
+            ProcCatalog::Proc => {
+                let public = namespaces(&*self.schema, state)
+                    .await?
+                    .into_iter()
+                    .find_map(|(oid, name)| (name == "public").then_some(oid));
+                if let Some(namespace) = public {
+                    batches.push(proc_rows(&schema, &self.routines, namespace)?);
                 }
             }
-        }
-        match (self.which, public) {
-            (ProcCatalog::Proc, Some(namespace)) => {
-                batches.push(proc_rows(&schema, &self.routines, namespace)?);
-            }
-            (ProcCatalog::Description, _) => {
+            ProcCatalog::Description => {
                 let routines = &self.routines;
                 batches.push(catalog_rows(&schema, routines.len(), |column, row| {
                     Some(match column {
@@ -316,7 +317,6 @@ impl TableProvider for ProcTable {
                     })
                 })?);
             }
-            (ProcCatalog::Proc, None) => {}
         }
         Ok(MemorySourceConfig::try_new_exec(
             &[batches],
@@ -390,79 +390,34 @@ pub(super) fn lookup_udfs(routines: Arc<Vec<Routine>>) -> Vec<ScalarUDF> {
     ]
     .into_iter()
     .map(|(name, answer)| {
-        ScalarUDF::new_from_impl(Lookup {
-            name,
-            answer,
-            routines: routines.clone(),
-            signature: Signature::variadic_any(Volatility::Stable),
+        let routines = routines.clone();
+        text_function(name, move |args| {
+            let rows = call_rows(args);
+            let oids = int_argument(args, 0, rows)?;
+            // obj_description(oid, catalog) describes a function only when asked about
+            // pg_proc.
+            let catalogs = text_argument(args, 1, rows)?;
+            Ok((0..rows)
+                .map(|i| {
+                    let oid = oids.as_ref().filter(|a| a.is_valid(i))?.value(i);
+                    if answer == Answer::Description
+                        && catalogs
+                            .as_ref()
+                            .is_some_and(|c| c.is_null(i) || c.value(i) != "pg_proc")
+                    {
+                        return None;
+                    }
+                    let r = routines.iter().find(|r| r.oid == oid)?;
+                    Some(match answer {
+                        Answer::Arguments => r.argument_list(),
+                        Answer::Result => r.result.name.to_string(),
+                        Answer::Description => r.description.clone(),
+                    })
+                })
+                .collect())
         })
     })
     .collect()
-}
-
-#[derive(Debug)]
-struct Lookup {
-    name: &'static str,
-    answer: Answer,
-    routines: Arc<Vec<Routine>>,
-    signature: Signature,
-}
-
-impl PartialEq for Lookup {
-    fn eq(&self, other: &Self) -> bool {
-        self.name == other.name && Arc::ptr_eq(&self.routines, &other.routines)
-    }
-}
-impl Eq for Lookup {}
-impl std::hash::Hash for Lookup {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.name.hash(state);
-    }
-}
-
-impl ScalarUDFImpl for Lookup {
-    fn name(&self) -> &str {
-        self.name
-    }
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-    fn return_type(&self, _args: &[DataType]) -> datafusion::common::Result<DataType> {
-        Ok(DataType::Utf8)
-    }
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> datafusion::common::Result<ColumnarValue> {
-        let rows = args.number_rows;
-        let Some(first) = args.args.first() else {
-            return Ok(ColumnarValue::Scalar(ScalarValue::Utf8(None)));
-        };
-        let oids = datafusion::arrow::compute::cast(&first.to_array(rows)?, &DataType::Int64)?;
-        let oids = oids.as_any().downcast_ref::<Int64Array>().cloned();
-        // obj_description(oid, catalog) describes a function only when asked about pg_proc.
-        let catalogs = match args.args.get(1) {
-            Some(c) => Some(datafusion::arrow::compute::cast(&c.to_array(rows)?, &DataType::Utf8)?),
-            None => None,
-        };
-        let catalogs = catalogs
-            .as_ref()
-            .and_then(|c| c.as_any().downcast_ref::<StringArray>());
-        let out: StringArray = (0..rows)
-            .map(|i| {
-                let oid = oids.as_ref().filter(|a| a.is_valid(i))?.value(i);
-                if self.answer == Answer::Description
-                    && catalogs.is_some_and(|c| c.is_null(i) || c.value(i) != "pg_proc")
-                {
-                    return None;
-                }
-                let r = self.routines.iter().find(|r| r.oid == oid)?;
-                Some(match self.answer {
-                    Answer::Arguments => r.argument_list(),
-                    Answer::Result => r.result.name.to_string(),
-                    Answer::Description => r.description.clone(),
-                })
-            })
-            .collect();
-        Ok(ColumnarValue::Array(Arc::new(out)))
-    }
 }
 
 /// The functions the catalog rewrite `rewrite/regproc.rs` calls: a function's name from its
@@ -477,106 +432,98 @@ struct ProcNames {
     by_name: std::collections::HashMap<String, i64>,
 }
 
-pub(super) fn regproc_udfs(
-    postgres: &[RecordBatch],
-    routines: &[Routine],
-) -> Vec<ScalarUDF> {
-    let mut names = ProcNames::default();
-    let mut add = |oid: i64, name: &str| {
-        names.by_oid.entry(oid).or_insert_with(|| name.to_string());
-        names.by_name.entry(name.to_string()).or_insert(oid);
-    };
-    for b in postgres {
-        if let (Some(oid), Some(name)) = (ints(b, "oid"), texts(b, "proname")) {
-            for i in 0..b.num_rows() {
-                add(oid.value(i), name.value(i));
+/// The two regproc functions. The names are the same for every snapshot, so they are
+/// gathered once per process.
+pub(super) fn regproc_udfs(postgres: &[RecordBatch], routines: &[Routine]) -> Vec<ScalarUDF> {
+    static NAMES: std::sync::OnceLock<Arc<ProcNames>> = std::sync::OnceLock::new();
+    let names = NAMES
+        .get_or_init(|| {
+            let mut names = ProcNames::default();
+            let mut add = |oid: i64, name: &str| {
+                names.by_oid.entry(oid).or_insert_with(|| name.to_string());
+                names.by_name.entry(name.to_string()).or_insert(oid);
+            };
+            for b in postgres {
+                if let (Some(oid), Some(name)) = (ints(b, "oid"), texts(b, "proname")) {
+                    for i in 0..b.num_rows() {
+                        add(oid.value(i), name.value(i));
+                    }
+                }
             }
-        }
-    }
-    for r in routines {
-        add(r.oid, &r.name);
-    }
-    let names = Arc::new(names);
-    [REGPROC_NAME, REGPROC_OID]
-        .into_iter()
-        .map(|name| {
-            ScalarUDF::new_from_impl(RegProc {
-                name,
-                names: names.clone(),
-                signature: Signature::any(1, Volatility::Immutable),
-            })
+            for r in routines {
+                add(r.oid, &r.name);
+            }
+            Arc::new(names)
         })
-        .collect()
+        .clone();
+    let by_oid = names.clone();
+    vec![
+        text_function(REGPROC_NAME, move |args| {
+            let rows = call_rows(args);
+            let oids = int_argument(args, 0, rows)?;
+            Ok((0..rows)
+                .map(|i| {
+                    let oids = oids.as_ref().filter(|a| a.is_valid(i))?;
+                    by_oid.by_oid.get(&oids.value(i)).cloned()
+                })
+                .collect())
+        }),
+        ScalarUDF::new_from_impl(RegProcOid {
+            names,
+            signature: Signature::any(1, Volatility::Immutable),
+        }),
+    ]
 }
 
+/// `_rebuy_regproc_oid`: its own implementation because its result is typed `oid` (26), as
+/// the catalogs' oid columns are, through the field's metadata.
 #[derive(Debug)]
-struct RegProc {
-    name: &'static str,
+struct RegProcOid {
     names: Arc<ProcNames>,
     signature: Signature,
 }
 
-impl PartialEq for RegProc {
+impl PartialEq for RegProcOid {
     fn eq(&self, other: &Self) -> bool {
-        self.name == other.name && Arc::ptr_eq(&self.names, &other.names)
+        Arc::ptr_eq(&self.names, &other.names)
     }
 }
-impl Eq for RegProc {}
-impl std::hash::Hash for RegProc {
+impl Eq for RegProcOid {}
+impl std::hash::Hash for RegProcOid {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.name.hash(state);
+        REGPROC_OID.hash(state);
     }
 }
 
-impl ScalarUDFImpl for RegProc {
+impl ScalarUDFImpl for RegProcOid {
     fn name(&self) -> &str {
-        self.name
+        REGPROC_OID
     }
     fn signature(&self) -> &Signature {
         &self.signature
     }
     fn return_type(&self, _args: &[DataType]) -> datafusion::common::Result<DataType> {
-        Ok(if self.name == REGPROC_NAME {
-            DataType::Utf8
-        } else {
-            DataType::Int32
-        })
+        Ok(DataType::Int32)
     }
-    /// An oid is sent as `oid` (26), as the catalogs' oid columns are.
     fn return_field_from_args(
         &self,
         _args: datafusion::logical_expr::ReturnFieldArgs,
     ) -> datafusion::common::Result<datafusion::arrow::datatypes::FieldRef> {
-        let field = datafusion::arrow::datatypes::Field::new(self.name, self.return_type(&[])?, true);
-        Ok(Arc::new(if self.name == REGPROC_OID {
-            field.with_metadata(std::collections::HashMap::from([(
+        Ok(Arc::new(
+            datafusion::arrow::datatypes::Field::new(REGPROC_OID, DataType::Int32, true)
+                .with_metadata(std::collections::HashMap::from([(
                 datafusion_postgres::datafusion_pg_catalog::pg_catalog::oid_field::OID_ALIAS_KEY
                     .to_string(),
                 "oid".to_string(),
-            )]))
-        } else {
-            field
-        }))
+            )])),
+        ))
     }
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> datafusion::common::Result<ColumnarValue> {
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::common::Result<ColumnarValue> {
         let rows = args.number_rows;
-        let Some(arg) = args.args.first() else {
-            return datafusion::common::exec_err!("{} takes one argument", self.name);
-        };
-        let input = arg.to_array(rows)?;
-        if self.name == REGPROC_NAME {
-            let oids = datafusion::arrow::compute::cast(&input, &DataType::Int64)?;
-            let oids = oids.as_any().downcast_ref::<Int64Array>().cloned();
-            let out: StringArray = (0..rows)
-                .map(|i| {
-                    let oids = oids.as_ref().filter(|a| a.is_valid(i))?;
-                    self.names.by_oid.get(&oids.value(i)).cloned()
-                })
-                .collect();
-            return Ok(ColumnarValue::Array(Arc::new(out)));
-        }
-        let text = datafusion::arrow::compute::cast(&input, &DataType::Utf8)?;
-        let text = text.as_any().downcast_ref::<StringArray>().cloned();
+        let text = text_argument(&args.args, 0, rows)?;
         // `-` is PostgreSQL's "no function", oid 0.
         let out: datafusion::arrow::array::Int32Array = (0..rows)
             .map(|i| {

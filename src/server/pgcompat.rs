@@ -46,20 +46,20 @@ pub async fn build_base(warehouse: &Warehouse) -> Result<SessionContext, ServeEr
         ScalarValue::Utf8(Some(version)),
         Signature::exact(vec![], Volatility::Stable),
     ));
+    // NULL for what rebuy has none of. (`obj_description`, `pg_get_function_*` and
+    // `pg_get_indexdef` answer for rebuy's routines and keys: see pg_catalog::install.)
     for name in [
         "col_description",
-        "obj_description",
         "shobj_description",
-        "pg_get_function_result",
-        "pg_get_function_arguments",
-        "pg_get_function_identity_arguments",
         "pg_get_function_sqlbody",
         "pg_get_viewdef",
-        "pg_get_indexdef",
         "pg_get_triggerdef",
         "pg_get_serial_sequence",
+        "pg_get_expr",
     ] {
-        if ctx.udf(name).is_err() {
+        // rebuy stores no expressions (column defaults, index predicates): the library's
+        // `pg_get_expr` answers '' where PostgreSQL's answers NULL for a NULL node tree.
+        if ctx.udf(name).is_err() || name == "pg_get_expr" {
             ctx.register_udf(constant_udf(
                 name,
                 ScalarValue::Utf8(None),
@@ -71,13 +71,6 @@ pub async fn build_base(warehouse: &Warehouse) -> Result<SessionContext, ServeEr
         signature: Signature::variadic_any(Volatility::Immutable),
     }));
     ctx.register_udf(super::pg_arrays::expand_array_udf());
-    // rebuy stores no expressions (column defaults, index predicates), so the decompiled
-    // expression is NULL, as PostgreSQL's for a NULL node tree; the library's answers ''.
-    ctx.register_udf(constant_udf(
-        "pg_get_expr",
-        ScalarValue::Utf8(None),
-        Signature::variadic_any(Volatility::Stable),
-    ));
     ctx.register_udf(ScalarUDF::new_from_impl(ToRegtype {
         signature: Signature::any(1, Volatility::Stable),
     }));

@@ -89,49 +89,30 @@ pub(super) fn rows(
                 }
             }
         });
-    let numeric_binary_columns: Vec<usize> = fields
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| {
-            f.format() == pgwire::api::results::FieldFormat::Binary
-                && *f.datatype() == Type::NUMERIC
-        })
-        .map(|(i, _)| i)
-        .collect();
+    use pgwire::api::results::FieldFormat::{Binary, Text};
+    let numeric_binary_columns =
+        columns_where(&fields, |format, t| format == Binary && *t == Type::NUMERIC);
     // PostgreSQL prints `12:34:56` and `12:34:56.5`, not `12:34:56.000000`.
-    let time_columns: Vec<usize> = fields
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| {
-            f.format() == pgwire::api::results::FieldFormat::Text
-                && matches!(
-                    *f.datatype(),
-                    Type::TIMESTAMP | Type::TIMESTAMPTZ | Type::TIME | Type::TIMETZ
-                )
-        })
-        .map(|(i, _)| i)
-        .collect();
-    let zoned_text_columns: Vec<usize> = fields
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| {
-            f.format() == pgwire::api::results::FieldFormat::Text
-                && *f.datatype() == Type::TIMESTAMPTZ
-        })
-        .map(|(i, _)| i)
-        .collect();
+    let time_columns = columns_where(&fields, |format, t| {
+        format == Text
+            && matches!(
+                *t,
+                Type::TIMESTAMP | Type::TIMESTAMPTZ | Type::TIME | Type::TIMETZ
+            )
+    });
+    let zoned_text_columns = columns_where(&fields, |format, t| {
+        format == Text && *t == Type::TIMESTAMPTZ
+    });
     batches
         .flat_map(move |batch| {
-            let items: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send + Sync> =
-                match batch
-                    .and_then(|b| zoned_as_text(b, &zoned_text_columns, time_zone.as_deref()))
-                {
-                    Ok(b) => datafusion_postgres::arrow_pg::datatypes::encode_recordbatch(
-                        fields.clone(),
-                        b,
-                    ),
-                    Err(e) => Box::new(std::iter::once(Err(e))),
-                };
+            let items: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send + Sync> = match batch
+                .and_then(|b| zoned_as_text(b, &zoned_text_columns, time_zone.as_deref()))
+            {
+                Ok(b) => {
+                    datafusion_postgres::arrow_pg::datatypes::encode_recordbatch(fields.clone(), b)
+                }
+                Err(e) => Box::new(std::iter::once(Err(e))),
+            };
             futures::stream::iter(items)
         })
         .map(move |row| match row {
@@ -145,4 +126,17 @@ pub(super) fn rows(
             other => other,
         })
         .boxed()
+}
+
+/// The positions of the result columns whose format and type satisfy `wanted`.
+fn columns_where(
+    fields: &[FieldInfo],
+    wanted: impl Fn(pgwire::api::results::FieldFormat, &Type) -> bool,
+) -> Vec<usize> {
+    fields
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| wanted(f.format(), f.datatype()))
+        .map(|(i, _)| i)
+        .collect()
 }

@@ -12,8 +12,8 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    AccessExpr, DataType, Expr, Ident, Query, SelectItem, SetExpr, Statement, TimezoneInfo, Value, VisitMut,
-    VisitorMut,
+    AccessExpr, DataType, Expr, Ident, Query, SelectItem, SetExpr, Statement, TimezoneInfo, Value,
+    VisitMut, VisitorMut,
 };
 
 /// Names every projection of `statement` (the outer query, derived tables, CTEs, subqueries).

@@ -178,7 +178,8 @@ where
     let options = Arc::new(pgwire::types::format::FormatOptions::from_client_metadata(
         client.metadata(),
     ));
-    let mut response = super::super::respond::encode(conn, stream, format, options, Some(&declared))?;
+    let mut response =
+        super::super::respond::encode(conn, stream, format, options, Some(&declared))?;
     response.set_command_tag("FETCH");
     Ok(Response::Query(response))
 }

@@ -7,7 +7,9 @@
 //! The emulated catalogs keep `*acl` columns as text (NULL: the default privileges), not as
 //! `aclitem[]`, so `array_to_string` of one is the column itself.
 
-use datafusion::sql::sqlparser::ast::{Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments};
+use datafusion::sql::sqlparser::ast::{
+    Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments,
+};
 
 pub(super) fn acl_as_text(f: &Function) -> Option<Expr> {
     let name = f.name.0.last()?.to_string().to_ascii_lowercase();

@@ -40,7 +40,10 @@ pub(super) fn index_key_function(f: &Function) -> Option<Expr> {
             )
         }
         "_pg_expandarray" if list.args.len() == 1 => {
-            format!("unnest({}({first}))", crate::server::pg_arrays::EXPAND_ARRAY)
+            format!(
+                "unnest({}({first}))",
+                crate::server::pg_arrays::EXPAND_ARRAY
+            )
         }
         "unnest" => {
             let lower = first.to_ascii_lowercase();

@@ -57,14 +57,13 @@ pub(super) fn regproc_as_oid(expr: &mut Expr) -> bool {
             op: BinaryOperator::Eq | BinaryOperator::NotEq,
             right,
         } => {
-            let (regproc, oid) = if is_regproc(left) {
-                (left, right)
+            let oid = if is_regproc(left) {
+                right
             } else if is_regproc(right) {
-                (right, left)
+                left
             } else {
                 return false;
             };
-            let _ = regproc;
             if last_name(oid).as_deref() != Some("oid") {
                 return false;
             }
