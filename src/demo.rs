@@ -32,7 +32,6 @@ use datafusion::parquet::file::properties::WriterProperties;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Beta, Distribution, Exp, Gamma};
-use sha2::Digest;
 
 use crate::ingest::parse::{date_to_days, days_to_date};
 use crate::storage::TableKind;
@@ -360,7 +359,7 @@ fn currency_index(code: &str) -> usize {
 }
 
 fn sha_hex(text: &str) -> String {
-    hex::encode(sha2::Sha256::digest(text.as_bytes()))
+    hex::encode(ring::digest::digest(&ring::digest::SHA256, text.as_bytes()))
 }
 
 struct Order {

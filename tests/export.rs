@@ -745,19 +745,8 @@ fn start_azurite() -> (Proc, u16, tempfile::TempDir) {
 
 /// HMAC-SHA256, for the one request object_store cannot make: creating a container.
 fn hmac_sha256(key: &[u8], message: &[u8]) -> Vec<u8> {
-    use sha2::{Digest, Sha256};
-    let mut k = [0u8; 64];
-    k[..key.len()].copy_from_slice(key);
-    let pad = |byte: u8| k.iter().map(|b| b ^ byte).collect::<Vec<u8>>();
-    let inner = Sha256::new()
-        .chain_update(pad(0x36))
-        .chain_update(message)
-        .finalize();
-    Sha256::new()
-        .chain_update(pad(0x5c))
-        .chain_update(inner)
-        .finalize()
-        .to_vec()
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+    ring::hmac::sign(&key, message).as_ref().to_vec()
 }
 
 /// Creates a blob container in Azurite with a SharedKey-signed request of the emulator's

@@ -27,7 +27,6 @@ use futures::StreamExt;
 use object_store::buffered::BufWriter;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::ExportError;
@@ -595,9 +594,10 @@ fn manifest(
     started_at: DateTime<Utc>,
     finished_at: DateTime<Utc>,
 ) -> serde_json::Value {
-    let mut hasher = Sha256::new();
-    hasher.update(prepared.sql.as_bytes());
-    let query_sha256 = hex::encode(hasher.finalize());
+    let query_sha256 = hex::encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        prepared.sql.as_bytes(),
+    ));
     serde_json::json!({
         "job": job.name,
         "run_id": run_id,

@@ -188,11 +188,7 @@ pub fn result_fields(
                     false,
                 )]
             };
-            datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields(
-                &Schema::new(column),
-                format,
-                None,
-            )
+            arrow_pg::datatypes::arrow_schema_to_pg_fields(&Schema::new(column), format, None)
         }
         _ => Ok(vec![]),
     }

@@ -143,9 +143,7 @@ pub(super) fn pg_fields(
     declared: Option<&[bool]>,
 ) -> PgWireResult<Vec<FieldInfo>> {
     let wire = described_schema(schema);
-    let fields = datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields(
-        &wire, format, options,
-    )?;
+    let fields = arrow_pg::datatypes::arrow_schema_to_pg_fields(&wire, format, options)?;
     Ok(fields
         .into_iter()
         .zip(wire.fields().iter())

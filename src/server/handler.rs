@@ -264,20 +264,22 @@ impl ExtendedQueryHandler for QueryHandler {
                         types.iter().map(|(d, _)| d.as_ref()).collect();
                     let wire: Vec<Option<&Type>> = types.iter().map(|(_, t)| Some(t)).collect();
                     Some(
-                        datafusion_postgres::arrow_pg::datatypes::df::deserialize_parameters_with_server_types(
+                        arrow_pg::datatypes::df::deserialize_parameters_with_server_types(
                             portal, &inferred, &wire,
                         )?,
                     )
                 }
                 None => None,
             };
-            super::dispatch::run(&self.conn, client,
-                    p,
-                    p.plan.clone(),
-                    params.as_ref(),
-                    &portal.result_column_format,
-                )
-                .await
+            super::dispatch::run(
+                &self.conn,
+                client,
+                p,
+                p.plan.clone(),
+                params.as_ref(),
+                &portal.result_column_format,
+            )
+            .await
         }
         .await;
         self.conn.end_log(result.as_ref().err());

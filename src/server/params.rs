@@ -64,7 +64,7 @@ pub fn parameter_types(plan: &LogicalPlan) -> PgWireResult<Vec<(Option<DataType>
         }
         let pg = dt
             .as_ref()
-            .and_then(|d| datafusion_postgres::arrow_pg::datatypes::into_pg_type(d).ok())
+            .and_then(|d| arrow_pg::datatypes::into_pg_type(d).ok())
             .unwrap_or(Type::TEXT);
         out[n - 1] = (dt, pg);
     }

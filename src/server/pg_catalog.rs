@@ -15,12 +15,10 @@ use datafusion::common::ScalarValue;
 use datafusion::datasource::TableType;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
-use datafusion_postgres::datafusion_pg_catalog::pg_catalog::catalog_info::CatalogInfo;
-use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
-use datafusion_postgres::datafusion_pg_catalog::pg_catalog::{
-    PgCatalogSchemaProvider, PgCatalogStaticTables,
-};
-use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
+use datafusion_pg_catalog::pg_catalog::catalog_info::CatalogInfo;
+use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_pg_catalog::pg_catalog::{PgCatalogSchemaProvider, PgCatalogStaticTables};
+use datafusion_pg_catalog::setup_pg_catalog;
 
 /// Installs `pg_catalog` (and the catalog functions) in `ctx`'s catalog `database`.
 pub fn install(

@@ -152,13 +152,14 @@ async fn keys(
         else {
             continue;
         };
-        let Some(table_schema) = datafusion_postgres::datafusion_pg_catalog::pg_catalog::catalog_info::CatalogInfo::table_schema(
-            &catalogs,
-            super::pgcompat::DATABASE,
-            "public",
-            kind.name(),
-        )
-        .await?
+        let Some(table_schema) =
+            datafusion_pg_catalog::pg_catalog::catalog_info::CatalogInfo::table_schema(
+                &catalogs,
+                super::pgcompat::DATABASE,
+                "public",
+                kind.name(),
+            )
+            .await?
         else {
             continue;
         };

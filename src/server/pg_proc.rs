@@ -512,10 +512,9 @@ impl ScalarUDFImpl for RegProcOid {
         Ok(Arc::new(
             datafusion::arrow::datatypes::Field::new(REGPROC_OID, DataType::Int32, true)
                 .with_metadata(std::collections::HashMap::from([(
-                datafusion_postgres::datafusion_pg_catalog::pg_catalog::oid_field::OID_ALIAS_KEY
-                    .to_string(),
-                "oid".to_string(),
-            )])),
+                    datafusion_pg_catalog::pg_catalog::oid_field::OID_ALIAS_KEY.to_string(),
+                    "oid".to_string(),
+                )])),
         ))
     }
     fn invoke_with_args(

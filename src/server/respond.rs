@@ -108,9 +108,7 @@ pub(super) fn rows(
             let items: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send + Sync> = match batch
                 .and_then(|b| zoned_as_text(b, &zoned_text_columns, time_zone.as_deref()))
             {
-                Ok(b) => {
-                    datafusion_postgres::arrow_pg::datatypes::encode_recordbatch(fields.clone(), b)
-                }
+                Ok(b) => arrow_pg::datatypes::encode_recordbatch(fields.clone(), b),
                 Err(e) => Box::new(std::iter::once(Err(e))),
             };
             futures::stream::iter(items)

@@ -11,11 +11,8 @@ use super::config::Role;
 use super::errors::{self, pg_error};
 
 /// Building the parser parses its token rewrite tables: done once.
-static PARSER: std::sync::LazyLock<
-    datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser,
-> = std::sync::LazyLock::new(
-    datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser::new,
-);
+static PARSER: std::sync::LazyLock<datafusion_pg_catalog::sql::PostgresCompatibilityParser> =
+    std::sync::LazyLock::new(datafusion_pg_catalog::sql::PostgresCompatibilityParser::new);
 
 /// What a statement turns into before it runs.
 #[derive(Debug, Clone, PartialEq)]

@@ -253,16 +253,12 @@ pub fn show_column_name(name: &str) -> String {
 
 /// One batch of text values as a query response (SHOW's answers).
 fn batch_response(batch: RecordBatch) -> PgWireResult<Response> {
-    let fields = Arc::new(
-        datafusion_postgres::arrow_pg::datatypes::arrow_schema_to_pg_fields(
-            &batch.schema(),
-            &Format::UnifiedText,
-            None,
-        )?,
-    );
-    let rows: Vec<_> =
-        datafusion_postgres::arrow_pg::datatypes::encode_recordbatch(fields.clone(), batch)
-            .collect();
+    let fields = Arc::new(arrow_pg::datatypes::arrow_schema_to_pg_fields(
+        &batch.schema(),
+        &Format::UnifiedText,
+        None,
+    )?);
+    let rows: Vec<_> = arrow_pg::datatypes::encode_recordbatch(fields.clone(), batch).collect();
     Ok(Response::Query(QueryResponse::new(
         fields,
         futures::stream::iter(rows),
