@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ParamValues;
-use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::execution::session_state::SessionStateBuilder;
+use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::Statement as DfStatement;
@@ -29,10 +29,35 @@ use super::held::HeldKind;
 use super::settings::Settings;
 use super::shared::Shared;
 
+/// A connection's session at one data snapshot, with the planning state and task context its
+/// statements share. `SessionContext::state()` copies every function and option map; done per
+/// statement (to plan, to execute, for the task) it cost more than planning `SELECT 1` itself.
+#[derive(Clone)]
+pub struct Session {
+    /// The data snapshot (see [`super::shared::Base`]).
+    pub generation: u64,
+    pub ctx: SessionContext,
+    pub state: Arc<SessionState>,
+    pub task: Arc<TaskContext>,
+}
+
+impl Session {
+    fn of(generation: u64, ctx: SessionContext) -> Self {
+        let state = ctx.state();
+        let task = Arc::new(TaskContext::from(&state));
+        Session {
+            generation,
+            ctx,
+            state: Arc::new(state),
+            task,
+        }
+    }
+}
+
 pub struct ConnState {
     pub shared: Arc<Shared>,
     pub id: u64,
-    session: Mutex<Option<(u64, SessionContext)>>,
+    session: Mutex<Option<Session>>,
     pub settings: Arc<Mutex<Settings>>,
     canceled: AtomicBool,
     cancel_notify: Notify,
@@ -262,6 +287,11 @@ impl ConnState {
 
     /// This connection's DataFusion session at the latest data snapshot, keeping its settings.
     pub async fn session(&self) -> PgWireResult<SessionContext> {
+        Ok(self.current().await?.ctx)
+    }
+
+    /// [`Self::session`] with the state its statements are planned and run with.
+    pub async fn current(&self) -> PgWireResult<Session> {
         self.shared
             .refresh_if_changed()
             .await
@@ -272,13 +302,13 @@ impl ConnState {
                 .session
                 .lock()
                 .map_err(|_| pg_error(errors::INTERNAL_ERROR, "session lock poisoned"))?;
-            if let Some((generation, ctx)) = guard.as_ref()
-                && *generation == base.generation
+            if let Some(session) = guard.as_ref()
+                && session.generation == base.generation
             {
-                return Ok(ctx.clone());
+                return Ok(session.clone());
             }
             match guard.as_ref() {
-                Some((_, old)) => old.copied_config(),
+                Some(old) => old.ctx.copied_config(),
                 None => base.ctx.copied_config(),
             }
         };
@@ -312,10 +342,20 @@ impl ConnState {
             &ctx,
             limit.min(crate::functions::caps::DEFAULT_MAX_BYTES),
         );
+        let session = Session::of(base.generation, ctx);
         if let Ok(mut guard) = self.session.lock() {
-            *guard = Some((base.generation, ctx.clone()));
+            *guard = Some(session.clone());
         }
-        Ok(ctx)
+        Ok(session)
+    }
+
+    /// Takes up an engine option just set in the session (see [`Session`]: its state is a copy).
+    pub fn options_changed(&self) {
+        if let Ok(mut guard) = self.session.lock()
+            && let Some(session) = guard.as_mut()
+        {
+            *session = Session::of(session.generation, session.ctx.clone());
+        }
     }
 
     /// Refuses a plan the user's role may not run (see [`super::access`]).
@@ -334,8 +374,8 @@ impl ConnState {
         statement: &Statement,
         param_types: &[Option<Type>],
     ) -> PgWireResult<LogicalPlan> {
-        let ctx = self.session().await?;
-        let state = ctx.state();
+        let session = self.current().await?;
+        let state = &session.state;
         // Types for $1..$n: the client's, else a cast written around the placeholder.
         let casts = super::params::placeholder_casts(statement);
         let count = casts.0.max(param_types.len());
@@ -377,8 +417,9 @@ impl ConnState {
         Ok(plan)
     }
 
-    /// Runs `fut` as a query of this connection: counted as busy, stopped by a cancel request
-    /// or the statement timeout.
+    /// Runs `fut` as a query of this connection: counted as busy (and as running, so a
+    /// shutdown waits for it: an eager start runs a whole aggregate before any row is encoded),
+    /// stopped by a cancel request or the statement timeout.
     pub(super) async fn guarded<T>(
         &self,
         fut: impl std::future::Future<Output = PgWireResult<T>>,
@@ -388,6 +429,8 @@ impl ConnState {
             .map(|t| tokio::time::Instant::now() + t);
         self.busy.fetch_add(1, Ordering::SeqCst);
         let _busy = Busy(&self.busy);
+        self.shared.running_queries.fetch_add(1, Ordering::SeqCst);
+        let _running = Busy(&self.shared.running_queries);
         self.until_stopped(fut, deadline)
             .await?
             .map_err(|e| self.stopped_or(e))
@@ -421,20 +464,23 @@ impl ConnState {
         }
     }
 
+    /// Runs `plan` on the query threads. `eager` waits for the first batch (and takes what
+    /// follows at once) before returning, so a small result crosses threads once.
     pub(super) async fn execute(
         &self,
-        ctx: &SessionContext,
+        session: &Session,
         plan: LogicalPlan,
+        eager: bool,
     ) -> PgWireResult<SendableRecordBatchStream> {
-        let (schema, batches) = super::runtime::run_on_query_threads(ctx.clone(), plan);
-        let schema = self
+        let (start, batches) = super::runtime::run_on_query_threads(session.clone(), plan, eager);
+        let start = self
             .guarded(async {
-                schema.await.map_err(|_| {
+                start.await.map_err(|_| {
                     pg_error(errors::INTERNAL_ERROR, "the query ended before it started")
                 })?
             })
             .await?;
-        Ok(batches_as_stream(schema, batches))
+        Ok(batches_as_stream(start, batches))
     }
 
     pub(super) async fn drain(&self, mut stream: SendableRecordBatchStream) -> PgWireResult<usize> {
@@ -476,13 +522,17 @@ impl ConnState {
 
 /// The batches a query's task sends, as the stream the encoders read.
 fn batches_as_stream(
-    schema: SchemaRef,
+    start: super::runtime::Start,
     batches: tokio::sync::mpsc::Receiver<datafusion::error::Result<RecordBatch>>,
 ) -> SendableRecordBatchStream {
-    let stream = futures::stream::unfold(batches, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
+    let rest = futures::stream::unfold((batches, start.done), |(mut rx, done)| async move {
+        if done {
+            return None;
+        }
+        rx.recv().await.map(|item| (item, (rx, false)))
     });
-    Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(schema, stream))
+    let stream = futures::stream::iter(start.first).chain(rest);
+    Box::pin(datafusion::physical_plan::stream::RecordBatchStreamAdapter::new(start.schema, stream))
 }
 
 pub(super) fn error_text(e: &PgWireError) -> String {

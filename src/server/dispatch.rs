@@ -70,18 +70,18 @@ where
             let Some(statement) = &p.df else {
                 return Ok(Response::EmptyQuery);
             };
-            let ctx = conn.session().await?;
-            let state = ctx.state();
+            let session = conn.current().await?;
             let plan = conn
                 .guarded(async {
-                    state
+                    session
+                        .state
                         .statement_to_plan(statement.as_ref().clone())
                         .await
                         .map_err(errors::from_datafusion)
                 })
                 .await?;
             conn.check_plan(&plan)?;
-            let stream = conn.execute(&ctx, plan).await?;
+            let stream = conn.execute(&session, plan, true).await?;
             conn.drain(stream).await?;
             Ok(Response::Execution(Tag::new("OK")))
         }
@@ -107,8 +107,8 @@ where
                 LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_)
             ) && is_read(statement);
             let declared = crate::server::encode::declared_columns(&plan);
-            let ctx = conn.session().await?;
-            let stream = conn.execute(&ctx, plan).await?;
+            let session = conn.current().await?;
+            let stream = conn.execute(&session, plan, true).await?;
             if !is_query {
                 let rows = conn.drain(stream).await?;
                 let word = statement_word(statement);

@@ -191,6 +191,8 @@ impl QueryParser for Parser {
         let mut p = statements.remove(0);
         statement::check_allowed(self.conn.identity().1, &p)?;
         if let Some(statement) = p.query_to_plan() {
+            // Taken before planning: a commit meanwhile makes the plan look older, not newer.
+            p.planned_at = self.conn.current().await?.generation;
             p.plan = Some(self.conn.plan(&statement, types).await?);
         }
         Ok(Some(p))
@@ -257,7 +259,8 @@ impl ExtendedQueryHandler for QueryHandler {
         }
         self.conn.begin_log(&p.sql);
         let result = async {
-            let params = match &p.plan {
+            let plan = self.current_plan(portal).await?;
+            let params = match &plan {
                 Some(plan) => {
                     let types = super::params::parameter_types(plan)?;
                     let inferred: Vec<Option<&datafusion::arrow::datatypes::DataType>> =
@@ -275,7 +278,7 @@ impl ExtendedQueryHandler for QueryHandler {
                 &self.conn,
                 client,
                 p,
-                p.plan.clone(),
+                plan,
                 params.as_ref(),
                 &portal.result_column_format,
             )
@@ -560,6 +563,26 @@ impl ExtendedQueryHandler for QueryHandler {
             &portal.result_column_format,
         )?;
         Ok(DescribePortalResponse::new(fields))
+    }
+}
+
+impl QueryHandler {
+    /// The portal's plan, made again if data was committed since its statement was prepared.
+    async fn current_plan(
+        &self,
+        portal: &Portal<Prepared>,
+    ) -> PgWireResult<Option<datafusion::logical_expr::LogicalPlan>> {
+        let p = &portal.statement.statement;
+        let (Some(plan), Some(statement)) = (&p.plan, p.query_to_plan()) else {
+            return Ok(p.plan.clone());
+        };
+        if self.conn.current().await?.generation == p.planned_at {
+            return Ok(Some(plan.clone()));
+        }
+        self.conn
+            .plan(&statement, &portal.statement.parameter_types)
+            .await
+            .map(Some)
     }
 }
 

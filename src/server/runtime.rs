@@ -14,12 +14,13 @@ use std::sync::LazyLock;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::prelude::SessionContext;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use pgwire::error::PgWireResult;
 use tokio::sync::{mpsc, oneshot};
 
+use super::conn::Session;
 use super::errors;
 
 /// Threads for queries: four per core (at least eight), so that a few that never yield leave
@@ -36,32 +37,73 @@ static QUERY_THREADS: LazyLock<Option<tokio::runtime::Runtime>> = LazyLock::new(
         .ok()
 });
 
-/// Plans and runs `plan` on the query threads. The first receiver gets the result's schema
-/// (or the planning error); the second its batches. Dropping either ends the query at its
-/// next yield.
+/// What a query sends first: its schema, the batches it had ready, and whether that was all.
+/// Each hand-over between threads is a wake-up that costs about as much as planning a small
+/// query, so a small result comes in this one message.
+pub struct Start {
+    pub schema: SchemaRef,
+    pub first: Vec<datafusion::error::Result<RecordBatch>>,
+    pub done: bool,
+}
+
+/// The most a [`Start`] carries before the rest streams: enough for any small result, little
+/// next to a query's memory share.
+const START_BYTES: usize = 1 << 20;
+
+/// Plans and runs `plan` on the query threads. The first receiver gets the [`Start`] (or the
+/// planning error) when the stream is open, or with `eager` when its first batch is there;
+/// the second the batches after those. Dropping either ends the query at its next yield.
 pub fn run_on_query_threads(
-    ctx: SessionContext,
+    session: Session,
     plan: LogicalPlan,
+    eager: bool,
 ) -> (
-    oneshot::Receiver<PgWireResult<SchemaRef>>,
+    oneshot::Receiver<PgWireResult<Start>>,
     mpsc::Receiver<datafusion::error::Result<RecordBatch>>,
 ) {
-    let (schema_tx, schema_rx) = oneshot::channel();
+    let (mut start_tx, start_rx) = oneshot::channel();
     let (tx, rx) = mpsc::channel(2);
     let work = async move {
-        let planned = async {
-            let df = ctx.execute_logical_plan(plan).await?;
-            df.execute_stream().await
-        }
-        .await;
-        let mut stream = match planned {
+        let mut stream = match open(&session, plan).await {
             Ok(s) => s,
             Err(e) => {
-                let _ = schema_tx.send(Err(errors::from_datafusion(e)));
+                let _ = start_tx.send(Err(errors::from_datafusion(e)));
                 return;
             }
         };
-        if schema_tx.send(Ok(stream.schema())).is_err() {
+        let mut start = Start {
+            schema: stream.schema(),
+            first: Vec::new(),
+            done: false,
+        };
+        if eager {
+            let mut bytes = 0;
+            // A timeout or cancel drops the receiver: stop then, not when the batch is done.
+            let mut next = tokio::select! {
+                _ = start_tx.closed() => return,
+                item = stream.next() => Some(item),
+            };
+            // After the first batch, only what is ready without waiting.
+            while let Some(item) = next {
+                match item {
+                    None => {
+                        start.done = true;
+                        break;
+                    }
+                    Some(item) => {
+                        start.done = item.is_err();
+                        bytes += item.as_ref().map_or(0, |b| b.get_array_memory_size());
+                        start.first.push(item);
+                        if start.done || bytes >= START_BYTES {
+                            break;
+                        }
+                    }
+                }
+                next = stream.next().now_or_never();
+            }
+        }
+        let done = start.done;
+        if start_tx.send(Ok(start)).is_err() || done {
             return;
         }
         loop {
@@ -87,5 +129,24 @@ pub fn run_on_query_threads(
             tokio::spawn(work);
         }
     }
-    (schema_rx, rx)
+    (start_rx, rx)
+}
+
+/// The plan's stream, from the session's shared state. Definitions and `SET`s in a plan are
+/// the context's to apply (they change it); everything else is planned as a `DataFrame` would
+/// be, without copying the state.
+async fn open(
+    session: &Session,
+    plan: LogicalPlan,
+) -> datafusion::error::Result<SendableRecordBatchStream> {
+    if matches!(plan, LogicalPlan::Ddl(_) | LogicalPlan::Statement(_)) {
+        return session
+            .ctx
+            .execute_logical_plan(plan)
+            .await?
+            .execute_stream()
+            .await;
+    }
+    let physical = session.state.create_physical_plan(&plan).await?;
+    datafusion::physical_plan::execute_stream(physical, session.task.clone())
 }

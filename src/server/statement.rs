@@ -49,6 +49,9 @@ pub struct Prepared {
     pub statement: Option<Statement>,
     pub kind: Kind,
     pub plan: Option<LogicalPlan>,
+    /// The data snapshot `plan` reads (its tables are that snapshot's): a statement kept
+    /// across a commit is planned again, so that it sees the new rows as PostgreSQL's would.
+    pub planned_at: u64,
     /// [`Kind::DataFusionText`]: the statement as parsed once, with the PostgreSQL dialect
     /// whatever the session's `datafusion.sql_parser.dialect`; the same parse is checked and
     /// run.
@@ -80,6 +83,7 @@ pub fn parse(sql: &str) -> PgWireResult<Vec<Prepared>> {
             statement: None,
             kind: Kind::AsyncpgTypes,
             plan: None,
+            planned_at: 0,
             df: None,
         }]);
     }
@@ -146,6 +150,7 @@ pub fn parse(sql: &str) -> PgWireResult<Vec<Prepared>> {
                 kind: classify(&s),
                 statement: Some(s),
                 plan: None,
+                planned_at: 0,
                 df: None,
             })
             .collect()),
@@ -168,6 +173,7 @@ pub fn parse(sql: &str) -> PgWireResult<Vec<Prepared>> {
                     statement: None,
                     kind: Kind::DataFusionText,
                     plan: None,
+                    planned_at: 0,
                     df: df.pop_front().map(Box::new),
                 }]);
             }

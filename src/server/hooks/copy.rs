@@ -196,8 +196,8 @@ where
         ));
     };
     let plan = conn.plan(statement, &[]).await?;
-    let ctx = conn.session().await?;
-    let stream = conn.execute(&ctx, plan).await?;
+    let session = conn.current().await?;
+    let stream = conn.execute(&session, plan, true).await?;
     let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
     let fields = Arc::new(pg_fields(
         &stream.schema(),

@@ -117,8 +117,8 @@ pub async fn declare(
         _ => plan,
     };
     let declared = crate::server::encode::declared_columns(&plan);
-    let ctx = conn.session().await?;
-    let stream = conn.execute(&ctx, plan).await?;
+    let session = conn.current().await?;
+    let stream = conn.execute(&session, plan, false).await?;
     let schema = stream.schema();
     let hold = d.hold == Some(true) || !in_block;
     let cursor = Cursor::new(schema, stream, d.binary == Some(true), hold, declared);

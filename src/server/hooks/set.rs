@@ -104,7 +104,9 @@ pub async fn set_engine_option(conn: &ConnState, name: &str, value: &str) -> PgW
                 errors::INVALID_PARAMETER_VALUE,
                 format!("invalid value for parameter \"{name}\": {}", first_line(&e)),
             )
-        })
+        })?;
+    conn.options_changed();
+    Ok(())
 }
 
 /// The server's value of an engine option, which RESET returns to.
