@@ -576,14 +576,52 @@ impl QueryHandler {
         let (Some(plan), Some(statement)) = (&p.plan, p.query_to_plan()) else {
             return Ok(p.plan.clone());
         };
-        if self.conn.current().await?.generation == p.planned_at {
+        let generation = self.conn.current().await?.generation;
+        if generation == p.planned_at {
             return Ok(Some(plan.clone()));
         }
-        self.conn
+        let kept = p.replanned.lock().ok().and_then(|r| r.clone());
+        if let Some((_, kept)) = kept.filter(|(at, _)| *at == generation) {
+            return Ok(Some(kept));
+        }
+        let fresh = self
+            .conn
             .plan(&statement, &portal.statement.parameter_types)
-            .await
-            .map(Some)
+            .await?;
+        // The client holds the row and parameter descriptions of the first plan; PostgreSQL
+        // refuses a re-plan that changes them rather than send rows that do not match.
+        if !same_shape(plan, &fresh)? {
+            return Err(errors::pg_error(
+                errors::FEATURE_NOT_SUPPORTED,
+                "cached plan must not change result type",
+            ));
+        }
+        if let Ok(mut r) = p.replanned.lock() {
+            *r = Some((generation, fresh.clone()));
+        }
+        Ok(Some(fresh))
     }
+}
+
+/// Whether two plans of one statement give the client the same columns and parameters.
+fn same_shape(
+    a: &datafusion::logical_expr::LogicalPlan,
+    b: &datafusion::logical_expr::LogicalPlan,
+) -> PgWireResult<bool> {
+    let types = |p| -> PgWireResult<Vec<pgwire::api::Type>> {
+        Ok(super::params::parameter_types(p)?
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect())
+    };
+    let columns = |p: &datafusion::logical_expr::LogicalPlan| {
+        p.schema()
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect::<Vec<_>>()
+    };
+    Ok(columns(a) == columns(b) && types(a)? == types(b)?)
 }
 
 fn too_much_held(what: &str) -> PgWireError {

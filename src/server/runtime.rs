@@ -99,6 +99,9 @@ pub fn run_on_query_threads(
                         }
                     }
                 }
+                if start_tx.is_closed() {
+                    return;
+                }
                 next = stream.next().now_or_never();
             }
         }
@@ -134,7 +137,7 @@ pub fn run_on_query_threads(
 
 /// The plan's stream, from the session's shared state. Definitions and `SET`s in a plan are
 /// the context's to apply (they change it); everything else is planned as a `DataFrame` would
-/// be, without copying the state.
+/// be.
 async fn open(
     session: &Session,
     plan: LogicalPlan,
@@ -147,6 +150,11 @@ async fn open(
             .execute_stream()
             .await;
     }
-    let physical = session.state.create_physical_plan(&plan).await?;
+    // `now()` is folded at optimisation from the state's start time: each statement needs
+    // its own, as in PostgreSQL, so the shared state is copied and marked (the copy is what
+    // `SessionContext::state()` costs; the task context stays shared).
+    let mut state = session.state.as_ref().clone();
+    state.mark_start_execution();
+    let physical = state.create_physical_plan(&plan).await?;
     datafusion::physical_plan::execute_stream(physical, session.task.clone())
 }

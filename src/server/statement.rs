@@ -52,6 +52,9 @@ pub struct Prepared {
     /// The data snapshot `plan` reads (its tables are that snapshot's): a statement kept
     /// across a commit is planned again, so that it sees the new rows as PostgreSQL's would.
     pub planned_at: u64,
+    /// The plan made again for a later snapshot, kept until the next one, so that a statement
+    /// prepared once and run many times after a commit is not planned at every run.
+    pub replanned: std::sync::Arc<std::sync::Mutex<Option<(u64, LogicalPlan)>>>,
     /// [`Kind::DataFusionText`]: the statement as parsed once, with the PostgreSQL dialect
     /// whatever the session's `datafusion.sql_parser.dialect`; the same parse is checked and
     /// run.
@@ -84,6 +87,7 @@ pub fn parse(sql: &str) -> PgWireResult<Vec<Prepared>> {
             kind: Kind::AsyncpgTypes,
             plan: None,
             planned_at: 0,
+            replanned: Default::default(),
             df: None,
         }]);
     }
@@ -151,6 +155,7 @@ pub fn parse(sql: &str) -> PgWireResult<Vec<Prepared>> {
                 statement: Some(s),
                 plan: None,
                 planned_at: 0,
+                replanned: Default::default(),
                 df: None,
             })
             .collect()),
@@ -174,6 +179,7 @@ pub fn parse(sql: &str) -> PgWireResult<Vec<Prepared>> {
                     kind: Kind::DataFusionText,
                     plan: None,
                     planned_at: 0,
+                    replanned: Default::default(),
                     df: df.pop_front().map(Box::new),
                 }]);
             }
