@@ -30,8 +30,9 @@ use super::settings::Settings;
 use super::shared::Shared;
 
 /// A connection's session at one data snapshot, with the planning state and task context its
-/// statements share. `SessionContext::state()` copies every function and option map; done per
-/// statement (to plan, to execute, for the task) it cost more than planning `SELECT 1` itself.
+/// statements share. `SessionContext::state()` copies every function and option map; done for
+/// each step of a statement (to plan, to execute, for the task) it cost more than planning
+/// `SELECT 1` itself. Execution still copies the state once, for its own `now()`.
 #[derive(Clone)]
 pub struct Session {
     /// The data snapshot (see [`super::shared::Base`]).
@@ -375,6 +376,16 @@ impl ConnState {
         param_types: &[Option<Type>],
     ) -> PgWireResult<LogicalPlan> {
         let session = self.current().await?;
+        self.plan_in(&session, statement, param_types).await
+    }
+
+    /// [`Self::plan`] at a snapshot the caller already holds (and runs the plan in).
+    pub async fn plan_in(
+        &self,
+        session: &Session,
+        statement: &Statement,
+        param_types: &[Option<Type>],
+    ) -> PgWireResult<LogicalPlan> {
         let state = &session.state;
         // Types for $1..$n: the client's, else a cast written around the placeholder.
         let casts = super::params::placeholder_casts(statement);

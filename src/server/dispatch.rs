@@ -89,12 +89,14 @@ where
             let Some(statement) = &p.statement else {
                 return Ok(Response::EmptyQuery);
             };
+            // One snapshot for planning and running.
+            let session = conn.current().await?;
             let plan = match plan {
                 Some(plan) => {
                     conn.check_plan(&plan)?;
                     plan
                 }
-                None => conn.plan(statement, &[]).await?,
+                None => conn.plan_in(&session, statement, &[]).await?,
             };
             let plan = match params {
                 Some(values) if !values_is_empty(values) => plan
@@ -107,7 +109,6 @@ where
                 LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Copy(_)
             ) && is_read(statement);
             let declared = crate::server::encode::declared_columns(&plan);
-            let session = conn.current().await?;
             let stream = conn.execute(&session, plan, true).await?;
             if !is_query {
                 let rows = conn.drain(stream).await?;

@@ -191,9 +191,9 @@ impl QueryParser for Parser {
         let mut p = statements.remove(0);
         statement::check_allowed(self.conn.identity().1, &p)?;
         if let Some(statement) = p.query_to_plan() {
-            // Taken before planning: a commit meanwhile makes the plan look older, not newer.
-            p.planned_at = self.conn.current().await?.generation;
-            p.plan = Some(self.conn.plan(&statement, types).await?);
+            let session = self.conn.current().await?;
+            p.planned_at = session.generation;
+            p.plan = Some(self.conn.plan_in(&session, &statement, types).await?);
         }
         Ok(Some(p))
     }
@@ -573,10 +573,11 @@ impl QueryHandler {
         portal: &Portal<Prepared>,
     ) -> PgWireResult<Option<datafusion::logical_expr::LogicalPlan>> {
         let p = &portal.statement.statement;
-        let (Some(plan), Some(statement)) = (&p.plan, p.query_to_plan()) else {
-            return Ok(p.plan.clone());
+        let Some(plan) = &p.plan else {
+            return Ok(None);
         };
-        let generation = self.conn.current().await?.generation;
+        let session = self.conn.current().await?;
+        let generation = session.generation;
         if generation == p.planned_at {
             return Ok(Some(plan.clone()));
         }
@@ -584,9 +585,12 @@ impl QueryHandler {
         if let Some((_, kept)) = kept.filter(|(at, _)| *at == generation) {
             return Ok(Some(kept));
         }
+        let Some(statement) = p.query_to_plan() else {
+            return Ok(Some(plan.clone()));
+        };
         let fresh = self
             .conn
-            .plan(&statement, &portal.statement.parameter_types)
+            .plan_in(&session, &statement, &portal.statement.parameter_types)
             .await?;
         // The client holds the row and parameter descriptions of the first plan; PostgreSQL
         // refuses a re-plan that changes them rather than send rows that do not match.

@@ -195,8 +195,8 @@ where
             "COPY needs a query or a table",
         ));
     };
-    let plan = conn.plan(statement, &[]).await?;
     let session = conn.current().await?;
+    let plan = conn.plan_in(&session, statement, &[]).await?;
     let stream = conn.execute(&session, plan, true).await?;
     let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
     let fields = Arc::new(pg_fields(
