@@ -11,4 +11,5 @@ mod ingest;
 mod object_store;
 mod security;
 mod server;
+mod server_sessions;
 mod summary;
