@@ -12,7 +12,8 @@
 //! renewing every 14 or 28 days, Nov/Dec peaks (by thinning the arrival process), about 3%
 //! refunded and 1% cancelled orders, occasional second orders on the same day, discounts,
 //! daily exchange rates as random walks around realistic levels, and customers with signup
-//! dates, member tiers, marketing consent and referrals.
+//! dates, member tiers, marketing consent and referrals; and the daily marketing spend of the
+//! paid channels, sized by the customers each one brought in (`spend`).
 //!
 //! Same seed and arguments, same files, byte for byte in content.
 
@@ -35,6 +36,8 @@ use rand_distr::{Beta, Distribution, Exp, Gamma};
 
 use crate::ingest::parse::{date_to_days, days_to_date};
 use crate::storage::TableKind;
+
+mod spend;
 
 /// Options of one generation run.
 #[derive(Debug, Clone)]
@@ -84,6 +87,7 @@ pub struct DemoFiles {
     pub fx_rates: PathBuf,
     pub customers: PathBuf,
     pub orders: PathBuf,
+    pub marketing_spend: PathBuf,
     pub orders_written: u64,
     pub customers_written: u64,
 }
@@ -591,7 +595,7 @@ impl OrderBuffer {
     }
 }
 
-/// Generates the three input files into `dir`.
+/// Generates the four input files into `dir`.
 pub fn generate(options: &DemoOptions, dir: &Path) -> Result<DemoFiles, DemoError> {
     if options.end <= options.start {
         return Err(DemoError::Options("--end must be after --start".into()));
@@ -624,6 +628,7 @@ pub fn generate(options: &DemoOptions, dir: &Path) -> Result<DemoFiles, DemoErro
         rows: Vec::with_capacity(65_536),
     };
     let mut customers: Vec<Customer> = Vec::new();
+    let mut acquired = spend::Acquisitions::default();
 
     let dropout = Beta::new(1.2, 1.0).map_err(|e| DemoError::Options(e.to_string()))?;
     let rate_shape = Gamma::new(1.0, 1.0).map_err(|e| DemoError::Options(e.to_string()))?;
@@ -723,11 +728,13 @@ pub fn generate(options: &DemoOptions, dir: &Path) -> Result<DemoFiles, DemoErro
                     "completed"
                 };
                 let channel = if i == 0 && r == 0 {
-                    if referred_by.is_some() {
+                    let first = if referred_by.is_some() {
                         "referral"
                     } else {
                         pick(&mut rng, FIRST_CHANNELS, |c| c.1).0
-                    }
+                    };
+                    acquired.add(day, first, country.region);
+                    first
                 } else if subscription {
                     "direct"
                 } else {
@@ -802,10 +809,20 @@ pub fn generate(options: &DemoOptions, dir: &Path) -> Result<DemoFiles, DemoErro
     }
     let customers_path = dir.join(format!("customers.{ext}"));
     write_customers(&customers, &customers_path, options.format)?;
+    let spend_path = dir.join(format!("marketing_spend.{ext}"));
+    spend::write(
+        &acquired,
+        &fx,
+        options.seed,
+        (first_day, last_day),
+        &spend_path,
+        options.format,
+    )?;
     Ok(DemoFiles {
         fx_rates: fx_path,
         customers: customers_path,
         orders: orders_path,
+        marketing_spend: spend_path,
         orders_written: written,
         customers_written: customers.len() as u64,
     })

@@ -65,6 +65,27 @@ pub const VIEWS: &[(&str, &str)] = &[
         "clv_backtest",
         include_str!("../sql/views/clv_backtest.sql"),
     ),
+    (
+        "lifecycle_funnel",
+        include_str!("../sql/views/lifecycle_funnel.sql"),
+    ),
+    (
+        "reactivation",
+        include_str!("../sql/views/reactivation.sql"),
+    ),
+    (
+        "replenishment_due",
+        include_str!("../sql/views/replenishment_due.sql"),
+    ),
+    (
+        "referral_stats",
+        include_str!("../sql/views/referral_stats.sql"),
+    ),
+    ("tier_stats", include_str!("../sql/views/tier_stats.sql")),
+    (
+        "acquisition_economics",
+        include_str!("../sql/views/acquisition_economics.sql"),
+    ),
     ("export_runs", include_str!("../sql/views/export_runs.sql")),
 ];
 

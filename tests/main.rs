@@ -8,6 +8,7 @@ mod crash;
 mod export;
 mod fidelity;
 mod ingest;
+mod ingest_spend;
 mod object_store;
 mod security;
 mod server;

@@ -14,6 +14,12 @@ const VIEWS: &[&str] = &[
     "repurchase_rate",
     "cohort_retention",
     "interval_stats",
+    "lifecycle_funnel",
+    "reactivation",
+    "replenishment_due",
+    "referral_stats",
+    "tier_stats",
+    "acquisition_economics",
 ];
 
 /// Every row of `view` at `as_of`, sorted, with the summary used or not.
@@ -36,8 +42,14 @@ fn usable(data: &Path, as_of: &str) -> bool {
     ) == "true"
 }
 
-/// Equal, with floats equal up to summation order (1e-9 relative).
+/// Views with columns from the lifetime-value fits: a fit stops where the optimizer's
+/// tolerance is met, and another summation order of the same inputs moves that point by about
+/// 1e-8 relative, so these compare at 1e-6.
+const FITTED: &[&str] = &["tier_stats", "acquisition_economics"];
+
+/// Equal, with floats equal up to summation order (1e-9 relative; 1e-6 for [`FITTED`]).
 fn assert_same(a: &[Vec<String>], b: &[Vec<String>], what: &str) {
+    let tolerance = if FITTED.contains(&what) { 1e-6 } else { 1e-9 };
     assert_eq!(a.len(), b.len(), "{what}: row counts");
     for (ra, rb) in a.iter().zip(b) {
         for (x, y) in ra.iter().zip(rb) {
@@ -45,7 +57,7 @@ fn assert_same(a: &[Vec<String>], b: &[Vec<String>], what: &str) {
                 continue;
             }
             let close = match (x.parse::<f64>(), y.parse::<f64>()) {
-                (Ok(p), Ok(q)) => (p - q).abs() <= 1e-9 * p.abs().max(1.0),
+                (Ok(p), Ok(q)) => (p - q).abs() <= tolerance * p.abs().max(1.0),
                 _ => false,
             };
             assert!(close, "{what}: {x} vs {y} in {ra:?} / {rb:?}");

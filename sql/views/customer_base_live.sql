@@ -7,7 +7,8 @@
 --                         revenue_total  from customer_day_ranks (customer_days and the
 --                         rankings over all customers)
 --   second_day            the second purchase day (NULL with one)
---   first_region, first_category  those of the customer's first purchase
+--   first_region, first_category, first_channel  those of the customer's first purchase (the
+--                         acquisition channel of acquisition_economics)
 --   gaps                  the gaps in days between consecutive purchase days, in time order
 --   months                the UTC months with a purchase, in order: {month: year * 12 +
 --                         month, usd: the month's USD total}
@@ -41,6 +42,7 @@ per_order AS (
            arg_max(category, order_ts) AS category,
            arg_min(region, order_ts) AS first_region,
            arg_min(category, order_ts) AS first_category,
+           arg_min(channel, order_ts) AS first_channel,
            bool_or(is_subscription) AS is_subscriber
     FROM purchases
     GROUP BY customer_id
@@ -65,6 +67,7 @@ SELECT CAST(o.customer_id AS VARCHAR) AS customer_id,
        d.first_day_usd,
        CAST(o.first_region AS VARCHAR) AS first_region,
        CAST(o.first_category AS VARCHAR) AS first_category,
+       CAST(o.first_channel AS VARCHAR) AS first_channel,
        o.gaps,
        m.months,
        d.r_score,

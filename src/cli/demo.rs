@@ -84,6 +84,7 @@ async fn load(warehouse: &Warehouse, files: &crate::demo::DemoFiles) -> anyhow::
         (TableKind::FxRates, &files.fx_rates),
         (TableKind::Customers, &files.customers),
         (TableKind::Orders, &files.orders),
+        (TableKind::MarketingSpend, &files.marketing_spend),
     ] {
         let report = ingest(warehouse, table, &[path.display().to_string()], &options).await?;
         println!("{report}");

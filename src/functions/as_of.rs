@@ -75,6 +75,11 @@ pub const NUMERIC_SETTINGS: &[(&str, f64, &str)] = &[
         "customer_summary: 1 reads the customer summary kept by ingest (table customer_base) when it stands in exactly for the computation from orders; 0 always computes from orders",
     ),
     (
+        "reminder_days",
+        7.0,
+        "replenishment_due: a replenishment due within this many days is 'due' (later: 'upcoming')",
+    ),
+    (
         "holdout_days",
         180.0,
         "clv_backtest: the models are fitted on purchases up to as_of() minus this many days and compared with the purchases after",

@@ -73,6 +73,7 @@ pub fn stored_writer_properties(table: TableKind) -> WriterProperties {
         ],
         TableKind::Customers => &["customer_id", "email_sha256", "signup_ts", "referred_by"],
         TableKind::FxRates => &["to_usd"],
+        TableKind::MarketingSpend => &["amount", "amount_usd"],
     };
     for c in unique {
         b = b.set_column_dictionary_enabled(ColumnPath::from(*c), false);
@@ -173,6 +174,29 @@ async fn sorted_source(
         .map_err(IngestError::engine("reading the sorted rows"))?
         .into_unoptimized_plan();
     Ok((plan, Arc::new(single.state())))
+}
+
+/// The condition that rows `a` and `b` have the same key. A nullable key column (the region
+/// of marketing spend) must match NULL to NULL, or every ingest of unattributed spend would
+/// add a row instead of replacing it; with one such column all keys use IS NOT DISTINCT FROM,
+/// which the engine still joins by hash (it does not mix the two kinds in one hash join).
+fn key_match(table: TableKind, a: &str, b: &str) -> String {
+    let schema = table.schema();
+    let nullable = table
+        .key_columns()
+        .iter()
+        .any(|k| schema.field_with_name(k).is_ok_and(|f| f.is_nullable()));
+    let op = if nullable {
+        "IS NOT DISTINCT FROM"
+    } else {
+        "="
+    };
+    table
+        .key_columns()
+        .iter()
+        .map(|k| format!("({a}.{k} {op} {b}.{k})"))
+        .collect::<Vec<_>>()
+        .join(" AND ")
 }
 
 fn column_list(table: TableKind, alias: &str) -> String {
@@ -288,12 +312,7 @@ pub async fn commit(
         .map_err(IngestError::engine("opening the stored table"))?;
     ctx.register_table("target", provider)
         .map_err(IngestError::engine("opening the stored table"))?;
-    let join = table
-        .key_columns()
-        .iter()
-        .map(|k| format!("s.{k} = t.{k}"))
-        .collect::<Vec<_>>()
-        .join(" AND ");
+    let join = key_match(table, "s", "t");
     let same = table
         .schema()
         .fields()
@@ -400,12 +419,7 @@ pub async fn commit(
             .sql(&format!("SELECT {cols} FROM changes"))
             .await
             .map_err(IngestError::engine("reading the changes"))?;
-        let mut predicate = table
-            .key_columns()
-            .iter()
-            .map(|k| format!("target.{k} = source.{k}"))
-            .collect::<Vec<_>>()
-            .join(" AND ");
+        let mut predicate = key_match(table, "target", "source");
         if let Some(p) = table.partition_columns().first() {
             // Only the partitions holding replaced rows need to be read and rewritten.
             let parts = ctx

@@ -668,7 +668,7 @@ pub async fn ingest(
     std::fs::create_dir_all(&scratch.0).map_err(IngestError::io(&scratch.0))?;
 
     let files = source::resolve(inputs, &scratch.0).await?;
-    let fx = Arc::new(if table == TableKind::Orders {
+    let fx = Arc::new(if table.converts_to_usd() {
         load_fx(warehouse).await?
     } else {
         FxRates::default()

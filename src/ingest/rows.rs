@@ -223,6 +223,7 @@ impl RowSink {
             TableKind::Orders => self.order(fields),
             TableKind::Customers => customer(fields),
             TableKind::FxRates => fx_rate(fields),
+            TableKind::MarketingSpend => self.spend(fields),
         };
         match row {
             Ok(vals) => {
@@ -290,16 +291,7 @@ impl RowSink {
             .map(parse::sha256_hex)
             .transpose()
             .map_err(|e| (12, e))?;
-        let day = parse::utc_day(ts);
-        let rate = self.fx.rate(&currency, day).ok_or_else(|| {
-            let date = parse::days_to_date(day)
-                .map(|d| d.to_string())
-                .unwrap_or_default();
-            (
-                4,
-                format!("missing fx rate: no {currency} rate on or before {date}"),
-            )
-        })?;
+        let rate = self.usd_rate(&currency, parse::utc_day(ts), 4)?;
         let amount_usd = amount as f64 / 100.0 * rate;
         Ok(vec![
             Val::Str(order_id),
@@ -318,6 +310,41 @@ impl RowSink {
             Val::F64(amount_usd),
             Val::Owned(parse::utc_month(ts)),
         ])
+    }
+}
+
+impl RowSink {
+    fn spend<'a>(&self, f: &[Option<&'a str>]) -> Outcome<Vec<Val<'a>>> {
+        let day = parse::date_days(required(f, 0)?).map_err(|e| (0, e))?;
+        let channel = parse::lower(required(f, 1)?);
+        let amount = parse::money_cents(required(f, 3)?).map_err(|e| (3, e))?;
+        if amount < 0 {
+            return Err((3, "negative amount".into()));
+        }
+        let currency = parse::currency(required(f, 4)?).map_err(|e| (4, e))?;
+        let amount_usd = amount as f64 / 100.0 * self.usd_rate(&currency, day, 4)?;
+        Ok(vec![
+            Val::Date(day),
+            Val::Cow(channel),
+            text(optional(f, 2)),
+            Val::Cents(amount),
+            Val::Cow(currency),
+            Val::F64(amount_usd),
+        ])
+    }
+
+    /// The rate of `currency` on `day` (the latest on or before it); without one the row is
+    /// rejected at `column`, never converted at 1.0.
+    fn usd_rate(&self, currency: &str, day: i32, column: usize) -> Outcome<f64> {
+        self.fx.rate(currency, day).ok_or_else(|| {
+            let date = parse::days_to_date(day)
+                .map(|d| d.to_string())
+                .unwrap_or_default();
+            (
+                column,
+                format!("missing fx rate: no {currency} rate on or before {date}"),
+            )
+        })
     }
 }
 

@@ -238,7 +238,7 @@ pub async fn install(
     // them (`orders_pkey`).
     let keys: Vec<(&str, &[&str])> = TableKind::ALL
         .iter()
-        .map(|k| (k.name(), k.key_columns()))
+        .filter_map(|k| Some((k.name(), k.primary_key()?)))
         .filter(|(t, _)| names.iter().any(|n| n == t))
         .collect();
     let db = || Some(database.to_string());

@@ -146,6 +146,9 @@ async fn keys(
     let catalogs = catalogs.get()?;
     let mut out = Vec::new();
     for kind in TableKind::ALL {
+        let Some(key) = kind.primary_key() else {
+            continue;
+        };
         let Some((&oid, relation)) = relations
             .iter()
             .find(|(_, r)| r.schema == "public" && r.name == kind.name())
@@ -163,8 +166,7 @@ async fn keys(
         else {
             continue;
         };
-        let attnums: Option<Vec<i16>> = kind
-            .key_columns()
+        let attnums: Option<Vec<i16>> = key
             .iter()
             .map(|c| {
                 table_schema
@@ -179,7 +181,7 @@ async fn keys(
                 table_oid: oid,
                 namespace: relation.namespace,
                 attnums,
-                columns: kind.key_columns(),
+                columns: key,
             });
         }
     }

@@ -94,7 +94,7 @@ pub async fn build_base(warehouse: &Warehouse) -> Result<SessionContext, ServeEr
     Ok(ctx)
 }
 
-/// Lookup tables (fx_rates; customers up to [`MEMORY_TABLE_MAX_ROWS`]) are served from memory
+/// Lookup tables (fx_rates, marketing_spend; customers up to [`MEMORY_TABLE_MAX_ROWS`]) are served from memory
 /// for the snapshot: a small query on them then costs a fraction of a millisecond instead of
 /// reopening Parquet files. Orders always stay on storage. Views are recreated over them.
 pub const MEMORY_TABLE_MAX_ROWS: usize = 500_000;
@@ -103,7 +103,11 @@ async fn hold_small_tables_in_memory(ctx: &SessionContext) -> Result<(), ServeEr
     use crate::storage::TableKind;
     let err = |e: datafusion::error::DataFusionError| ServeError::Catalog(e.to_string());
     let mut changed = false;
-    for kind in [TableKind::FxRates, TableKind::Customers] {
+    for kind in [
+        TableKind::FxRates,
+        TableKind::Customers,
+        TableKind::MarketingSpend,
+    ] {
         let name = kind.name();
         let df = ctx.table(name).await.map_err(err)?;
         let rows = df.clone().count().await.map_err(err)?;

@@ -13,7 +13,7 @@ pub fn utc_timestamp() -> DataType {
 /// Money is `numeric(18,2)` as the data model says.
 pub const MONEY: DataType = DataType::Decimal128(18, 2);
 
-/// The three tables rebuy stores, with their keys and partitioning.
+/// The tables rebuy stores, with their keys and partitioning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum TableKind {
     #[value(name = "orders")]
@@ -22,10 +22,17 @@ pub enum TableKind {
     Customers,
     #[value(name = "fx_rates", alias = "fx-rates")]
     FxRates,
+    #[value(name = "marketing_spend", alias = "marketing-spend")]
+    MarketingSpend,
 }
 
 impl TableKind {
-    pub const ALL: [TableKind; 3] = [TableKind::Orders, TableKind::Customers, TableKind::FxRates];
+    pub const ALL: [TableKind; 4] = [
+        TableKind::Orders,
+        TableKind::Customers,
+        TableKind::FxRates,
+        TableKind::MarketingSpend,
+    ];
 
     /// SQL name of the table, also the folder name under the data directory.
     pub fn name(self) -> &'static str {
@@ -33,6 +40,7 @@ impl TableKind {
             TableKind::Orders => "orders",
             TableKind::Customers => "customers",
             TableKind::FxRates => "fx_rates",
+            TableKind::MarketingSpend => "marketing_spend",
         }
     }
 
@@ -42,6 +50,8 @@ impl TableKind {
             TableKind::Orders => &["order_id"],
             TableKind::Customers => &["customer_id"],
             TableKind::FxRates => &["rate_date", "currency"],
+            // region may be NULL (spend not attributed to a region): keys compare NULLs as equal.
+            TableKind::MarketingSpend => &["spend_date", "channel", "region", "currency"],
         }
     }
 
@@ -49,7 +59,7 @@ impl TableKind {
     pub fn partition_columns(self) -> &'static [&'static str] {
         match self {
             TableKind::Orders => &["order_month"],
-            TableKind::Customers | TableKind::FxRates => &[],
+            TableKind::Customers | TableKind::FxRates | TableKind::MarketingSpend => &[],
         }
     }
 
@@ -88,6 +98,14 @@ impl TableKind {
                 Field::new("currency", DataType::Utf8, false),
                 Field::new("to_usd", DataType::Float64, false),
             ],
+            TableKind::MarketingSpend => vec![
+                Field::new("spend_date", DataType::Date32, false),
+                Field::new("channel", DataType::Utf8, false),
+                Field::new("region", DataType::Utf8, true),
+                Field::new("amount", MONEY, false),
+                Field::new("currency", DataType::Utf8, false),
+                Field::new("amount_usd", DataType::Float64, false),
+            ],
         };
         Arc::new(Schema::new(fields))
     }
@@ -107,16 +125,35 @@ impl TableKind {
         ))
     }
 
+    /// The key as a PostgreSQL primary key, for the catalogs BI tools read. None when a key
+    /// column may be NULL (marketing_spend's region): PostgreSQL's primary keys are NOT NULL,
+    /// so announcing one there would tell a tool something false about the rows.
+    pub fn primary_key(self) -> Option<&'static [&'static str]> {
+        let schema = self.schema();
+        let keys = self.key_columns();
+        keys.iter()
+            .all(|k| schema.field_with_name(k).is_ok_and(|f| !f.is_nullable()))
+            .then_some(keys)
+    }
+
+    /// Whether rows of this table carry an amount converted to USD at ingest, so the ingest
+    /// needs the stored exchange rates.
+    pub fn converts_to_usd(self) -> bool {
+        matches!(self, TableKind::Orders | TableKind::MarketingSpend)
+    }
+
     /// Input columns: the stored columns minus those derived at ingest.
     pub fn input_columns(self) -> Vec<InputColumn> {
         let derived: &[&str] = match self {
             TableKind::Orders => &["amount_usd", "order_month"],
+            TableKind::MarketingSpend => &["amount_usd"],
             _ => &[],
         };
         let required: &[&str] = match self {
             TableKind::Orders => &["order_id", "customer_id", "order_ts", "amount", "currency"],
             TableKind::Customers => &["customer_id"],
             TableKind::FxRates => &["rate_date", "currency", "to_usd"],
+            TableKind::MarketingSpend => &["spend_date", "channel", "amount", "currency"],
         };
         self.schema()
             .fields()
