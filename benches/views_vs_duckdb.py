@@ -13,14 +13,15 @@ Runs alternate DuckDB, rebuy SQL, rebuy view, ... after a warm-up; medians and r
 Usage: benches/views_vs_duckdb.py [--orders 1000000] [--runs 3] [--rebuy PATH]
 """
 
-import argparse
 import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchlib import demo_bench_setup  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKLOADS = Path(os.environ.get("REBUY_WORKLOADS", ROOT.parent / "shared" / "bench" / "workloads"))
@@ -58,20 +59,7 @@ def timed(cmd):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--orders", type=int, default=1_000_000)
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--rebuy", default=os.environ.get("REBUY_BIN", str(Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release" / "rebuy")))
-    ap.add_argument("--workdir", default=None)
-    args = ap.parse_args()
-    if subprocess.run([sys.executable, "-c", "import duckdb"], capture_output=True).returncode != 0:
-        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "duckdb"], check=True)
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="rebuy-views-"))
-    work.mkdir(parents=True, exist_ok=True)
-    inputs, data = work / f"inputs-{args.orders}", work / f"data-{args.orders}"
-    if not data.exists():
-        subprocess.run([args.rebuy, "--data", str(data), "demo", "--orders", str(args.orders),
-                        "--inputs", str(inputs)], check=True, stdout=subprocess.DEVNULL)
+    args, work, inputs, data = demo_bench_setup("rebuy-views-")
     duck = work / "duck.py"
     duck.write_text(DUCK)
     import duckdb

@@ -1,6 +1,8 @@
 -- acquisition_economics: what a new customer costs and brings back, per acquisition cohort.
 -- Grain: first_purchase_month (UTC, YYYY-MM) × acquisition_channel (the channel of the first
 -- purchase) × region (of the first purchase); plus cells with spend but no new customer.
+-- (Two first orders at the very same instant: channel and region are each the smallest of
+-- theirs, as customer_facts' first_* columns are.)
 --   new_customers       customers whose first purchase is in the cell
 --   spend_usd           marketing_spend (amount_usd, spend_date up to as_of()) of the month,
 --                       channel and region. Spend with a NULL region is shared over the
@@ -8,7 +10,9 @@
 --                       proportion to their new customers; a month in which the channel
 --                       acquired nobody keeps it in a cell with region NULL. So the view's
 --                       spend_usd adds up to all spend up to as_of(), none is lost.
---   cac_usd             spend_usd / new_customers (NULL when new_customers = 0)
+--   cac_usd             spend_usd / new_customers (NULL when new_customers = 0; 0 when no
+--                       spend is recorded for the cell: organic and direct, or months before
+--                       spend was loaded; LTV/CAC is then NULL)
 --   revenue_per_customer_<N>d   USD of the cell's customers' purchases made within N days
 --                       (30, 90, 180, 365) of their first purchase day, first purchase
 --                       included, per new customer
@@ -21,7 +25,9 @@
 --                       the cell's cumulative revenue per customer reaches cac_usd; NULL if it
 --                       has not yet
 -- Per customer it reads customer_facts (first purchase, channel, region), kept by ingest; the
--- revenue curves read purchases.
+-- revenue curves read purchases. Cells are joined on all three keys with IS NOT DISTINCT FROM
+-- (region and channel may be NULL): mixed with `=`, the engine would hash on the month alone
+-- and compare every cell of the month.
 CREATE VIEW acquisition_economics AS
 WITH cust AS (
     SELECT customer_id,
@@ -73,13 +79,13 @@ allocated AS (
     UNION ALL
     SELECT s.month, s.channel, k.region, s.usd * CAST(k.new_customers AS DOUBLE) / m.new_customers
     FROM spend s
-    JOIN channel_months m ON m.month = s.month AND m.channel = s.channel
-    JOIN cohorts k ON k.month = s.month AND k.channel = s.channel
+    JOIN channel_months m ON (m.month IS NOT DISTINCT FROM s.month) AND (m.channel IS NOT DISTINCT FROM s.channel)
+    JOIN cohorts k ON (k.month IS NOT DISTINCT FROM s.month) AND (k.channel IS NOT DISTINCT FROM s.channel)
     WHERE s.region IS NULL
     UNION ALL
     SELECT s.month, s.channel, CAST(NULL AS VARCHAR), s.usd
     FROM spend s
-    LEFT JOIN channel_months m ON m.month = s.month AND m.channel = s.channel
+    LEFT JOIN channel_months m ON (m.month IS NOT DISTINCT FROM s.month) AND (m.channel IS NOT DISTINCT FROM s.channel)
     WHERE s.region IS NULL AND m.new_customers IS NULL
 ),
 spend_cells AS (
@@ -96,7 +102,7 @@ cells AS (
            k.last_first_day
     FROM cohorts k
     FULL JOIN spend_cells s
-      ON s.month = k.month AND (s.channel IS NOT DISTINCT FROM k.channel) AND (s.region IS NOT DISTINCT FROM k.region)
+      ON (s.month IS NOT DISTINCT FROM k.month) AND (s.channel IS NOT DISTINCT FROM k.channel) AND (s.region IS NOT DISTINCT FROM k.region)
 ),
 curve AS (
     SELECT month, channel, region, day_offset,
@@ -108,7 +114,7 @@ payback AS (
     SELECT u.month, u.channel, u.region, MIN(u.day_offset) AS payback_days
     FROM curve u
     JOIN cells c
-      ON c.month = u.month AND (c.channel IS NOT DISTINCT FROM u.channel) AND (c.region IS NOT DISTINCT FROM u.region)
+      ON (c.month IS NOT DISTINCT FROM u.month) AND (c.channel IS NOT DISTINCT FROM u.channel) AND (c.region IS NOT DISTINCT FROM u.region)
     WHERE c.new_customers > 0 AND u.cumulative_usd >= c.spend_usd
     GROUP BY 1, 2, 3
 ),
@@ -123,11 +129,11 @@ per_customer AS (
            b.payback_days
     FROM cells c
     LEFT JOIN revenue r
-      ON r.month = c.month AND (r.channel IS NOT DISTINCT FROM c.channel) AND (r.region IS NOT DISTINCT FROM c.region)
+      ON (r.month IS NOT DISTINCT FROM c.month) AND (r.channel IS NOT DISTINCT FROM c.channel) AND (r.region IS NOT DISTINCT FROM c.region)
     LEFT JOIN clv v
-      ON v.month = c.month AND (v.channel IS NOT DISTINCT FROM c.channel) AND (v.region IS NOT DISTINCT FROM c.region)
+      ON (v.month IS NOT DISTINCT FROM c.month) AND (v.channel IS NOT DISTINCT FROM c.channel) AND (v.region IS NOT DISTINCT FROM c.region)
     LEFT JOIN payback b
-      ON b.month = c.month AND (b.channel IS NOT DISTINCT FROM c.channel) AND (b.region IS NOT DISTINCT FROM c.region)
+      ON (b.month IS NOT DISTINCT FROM c.month) AND (b.channel IS NOT DISTINCT FROM c.channel) AND (b.region IS NOT DISTINCT FROM c.region)
 )
 SELECT month AS first_purchase_month,
        CAST(channel AS VARCHAR) AS acquisition_channel,

@@ -8,8 +8,9 @@
 --                       between them (one gap: that gap), cycle_source 'own'; with one purchase
 --                       day: the median gap of interval_stats for the category and the
 --                       customer's first-purchase region, else the median of the category's
---                       medians over all regions, cycle_source 'category' (no row when no
---                       median is known: nothing to time a reminder by)
+--                       medians over all regions, cycle_source 'category'; when no median
+--                       is known either, the row is there with cycle_days, due_date,
+--                       days_until_due and status NULL (nothing to time a reminder by yet)
 --   due_date            last_purchase_date + cycle_days rounded to whole days (half away from
 --                       zero, as next_order_due)
 --   days_until_due      due_date - as_of() (negative once past)
@@ -44,13 +45,12 @@ timed AS (
     FROM per_category p
     JOIN customer_facts f ON f.customer_id = p.customer_id
     LEFT JOIN interval_stats i
-      ON i.category = p.category AND (i.region IS NOT DISTINCT FROM f.first_region)
+      ON (i.category IS NOT DISTINCT FROM p.category) AND (i.region IS NOT DISTINCT FROM f.first_region)
     LEFT JOIN category_cycles k ON k.category = p.category
 ),
 dated AS (
     SELECT *, CAST(last_day + round(cycle_days) AS INT) AS due_day
     FROM timed
-    WHERE cycle_days IS NOT NULL
 )
 SELECT d.customer_id,
        d.category,
@@ -60,7 +60,8 @@ SELECT d.customer_id,
        d.cycle_source,
        CAST(d.due_day AS DATE) AS due_date,
        d.due_day - CAST(as_of() AS INT) AS days_until_due,
-       CASE WHEN CAST(as_of() AS INT) - d.last_day > 2 * d.cycle_days THEN 'lapsed'
+       CASE WHEN d.cycle_days IS NULL THEN NULL
+            WHEN CAST(as_of() AS INT) - d.last_day > 2 * d.cycle_days THEN 'lapsed'
             WHEN d.due_day < CAST(as_of() AS INT) THEN 'overdue'
             WHEN d.due_day - CAST(as_of() AS INT) <= rebuy_setting('reminder_days') THEN 'due'
             ELSE 'upcoming' END AS status,

@@ -10,7 +10,7 @@ use crate::storage::{TableKind, Warehouse};
 
 #[derive(Debug, Args)]
 pub struct IngestArgs {
-    /// Table to load: orders, customers or fx_rates.
+    /// Table to load: orders, customers, fx_rates or marketing_spend.
     pub table: TableKind,
     /// Input files (.csv with header, .parquet, .ndjson), directories of them, or URLs
     /// (s3://, gs://, az://, file://).

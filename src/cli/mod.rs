@@ -36,7 +36,8 @@ pub struct Cli {
 pub enum Command {
     /// Generate a realistic, deterministic store history and ingest it.
     Demo(demo::DemoArgs),
-    /// Validate and load orders, customers or fx_rates from CSV, Parquet or NDJSON files.
+    /// Validate and load orders, customers, fx_rates or marketing_spend from CSV, Parquet or
+    /// NDJSON files.
     Ingest(ingest::IngestArgs),
     /// Run SQL over the warehouse.
     Query(query::QueryArgs),
@@ -153,7 +154,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Done> {
                     .unwrap_or(0);
                 let v = version.map_or("-".to_string(), |v| v.to_string());
                 out.push_str(&format!(
-                    "{:<10} version {:>4}  {:>12} rows\n",
+                    "{:<15} version {:>4}  {:>12} rows\n",
                     kind.name(),
                     v,
                     n

@@ -101,6 +101,10 @@ pub fn write(
     for (&(_, ch, reg), &n) in &acquired.by_day {
         *daily_mean.entry((ch, reg)).or_default() += f64::from(n) / days;
     }
+    // Amounts under a dollar are not invoiced on their day but carried to the next, so a small
+    // store's history keeps its spend (and its CAC) without thousands of cent-sized rows.
+    let mut carried: BTreeMap<(&str, &str), f64> = BTreeMap::new();
+    let mut carried_brand = 0.0;
     for day in first_day..=last_day {
         let mut paid_usd = 0.0;
         for &(ch, cac) in PAID {
@@ -110,10 +114,12 @@ pub fn write(
                 // Campaigns run steadily while conversions come and go: half of a day's spend
                 // follows the channel's average, half that day's customers; invoices vary by
                 // ±35%. Over the history the spend per customer stays near the channel's CAC.
-                let usd = (0.5 * f64::from(n) + 0.5 * mean) * cac * rng.random_range(0.65..1.35);
-                if usd < 1.0 {
+                let carry = carried.entry((ch, reg)).or_default();
+                *carry += (0.5 * f64::from(n) + 0.5 * mean) * cac * rng.random_range(0.65..1.35);
+                if *carry < 1.0 {
                     continue;
                 }
+                let usd = std::mem::take(carry);
                 if ch == "paid" {
                     paid_usd += usd;
                 }
@@ -123,8 +129,9 @@ pub fn write(
             }
         }
         // Brand campaigns: about a tenth on top of the regional paid spend.
-        let brand = paid_usd * rng.random_range(0.05..0.15);
-        if brand >= 1.0 {
+        carried_brand += paid_usd * rng.random_range(0.05..0.15);
+        if carried_brand >= 1.0 {
+            let brand = std::mem::take(&mut carried_brand);
             push(
                 &mut out,
                 day,

@@ -86,6 +86,9 @@ pub const NUMERIC_SETTINGS: &[(&str, f64, &str)] = &[
     ),
 ];
 
+/// The largest value a numeric setting takes.
+pub const MAX_SETTING: f64 = 1_000_000.0;
+
 impl Default for RebuyOptions {
     fn default() -> Self {
         Self {
@@ -158,9 +161,11 @@ impl ExtensionOptions for RebuyOptions {
                         "rebuy.{other} must be a number, got '{value}'"
                     ))
                 })?;
-                if !v.is_finite() || v < 0.0 {
+                // The views turn day counts into dates and integers: a bound keeps every
+                // accepted value representable there (a million days is 2,700 years).
+                if !v.is_finite() || !(0.0..=MAX_SETTING).contains(&v) {
                     return Err(DataFusionError::Configuration(format!(
-                        "rebuy.{other} must be a non-negative number, got '{value}'"
+                        "rebuy.{other} must be a number from 0 to {MAX_SETTING}, got '{value}'"
                     )));
                 }
                 slot.1 = v;

@@ -160,7 +160,7 @@ pub fn parse(sql: &str) -> PgWireResult<Vec<Prepared>> {
             })
             .collect()),
         Err(plain_err) => {
-            let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+            let dialect = crate::sql::dialect::RebuyDialect::default();
             if let Ok(mut df) =
                 datafusion::sql::parser::DFParser::parse_sql_with_dialect(sql, &dialect)
                 && df.len() == 1

@@ -1,7 +1,8 @@
 //! The one way SQL text becomes statements, for `rebuy query` and `rebuy serve` alike, so that
 //! the same SQL gives the same answer over both.
 //!
-//! Text is bounded ([`crate::limits`]), parsed with the PostgreSQL dialect, and each statement
+//! Text is bounded ([`crate::limits`]), parsed with the PostgreSQL dialect (with PostgreSQL's
+//! grouping of `IS DISTINCT FROM`, [`dialect`]), and each statement
 //! is given PostgreSQL's result shape: column names as PostgreSQL figures them
 //! ([`names`]), integer literals typed `int4` ([`literals`]), and scalar subqueries that may be
 //! NULL ([`subqueries`]). None changes a value: they change what a column is called, how wide
@@ -9,6 +10,7 @@
 //! client-specific catalog query needs lives with the server (`server/rewrite/`), applied only
 //! to statements that read the catalogs.
 
+pub mod dialect;
 pub mod literals;
 pub mod names;
 pub mod subqueries;
@@ -22,7 +24,6 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::sql::parser::{DFParser, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::Statement;
-use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
 use datafusion::sql::sqlparser::parser::ParserError;
 use futures::StreamExt;
 
@@ -93,8 +94,8 @@ impl SqlError {
 /// them; plain SQL statements are shaped by [`shape`].
 pub fn parse(text: &str) -> Result<Vec<DfStatement>, SqlError> {
     crate::limits::check_statement_text(text)?;
-    let statements =
-        DFParser::parse_sql_with_dialect(text, &PostgreSqlDialect {}).map_err(|e| match e {
+    let statements = DFParser::parse_sql_with_dialect(text, &dialect::RebuyDialect::default())
+        .map_err(|e| match e {
             DataFusionError::SQL(p, _) => SqlError::Parse(*p),
             other => SqlError::Parse(ParserError::ParserError(other.to_string())),
         })?;
@@ -112,7 +113,7 @@ pub fn parse(text: &str) -> Result<Vec<DfStatement>, SqlError> {
 /// checked the text against [`crate::limits`] (the server does before anything else).
 pub fn parse_plain(text: &str) -> Result<Vec<Statement>, SqlError> {
     Ok(datafusion::sql::sqlparser::parser::Parser::parse_sql(
-        &PostgreSqlDialect {},
+        &dialect::RebuyDialect::default(),
         text,
     )?)
 }

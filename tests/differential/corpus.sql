@@ -22,6 +22,9 @@ SELECT CAST('2024-03-05' AS date) AS d;
 -- differs: types: rebuy has one string type; varchar is reported as text (clients read both alike)
 SELECT 'abc' AS s, CAST('abc' AS varchar) AS v, CAST('abc' AS text) AS t;
 SELECT 'abc' AS s, CAST('abc' AS text) AS t;
+-- IS DISTINCT FROM groups as in PostgreSQL: (a IS DISTINCT FROM b) AND c.
+SELECT true IS DISTINCT FROM true AND false AS a, false AND NULL IS NOT DISTINCT FROM NULL OR true AS b;
+SELECT count(*) FROM orders o JOIN customers c ON o.customer_id IS NOT DISTINCT FROM c.customer_id AND o.region IS NOT DISTINCT FROM c.region;
 
 -- Counting and summing: int8 as PostgreSQL types them.
 SELECT count(*) FROM orders;

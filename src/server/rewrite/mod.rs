@@ -70,12 +70,10 @@ fn is_catalog_name(name: &ObjectName) -> bool {
 /// An expression the rules build as SQL text, parsed; None when it does not parse (a rule
 /// then leaves the client's expression as it was).
 fn parse_expr(sql: &str) -> Option<Expr> {
-    datafusion::sql::sqlparser::parser::Parser::new(
-        &datafusion::sql::sqlparser::dialect::PostgreSqlDialect {},
-    )
-    .try_with_sql(sql)
-    .and_then(|mut p| p.parse_expr())
-    .ok()
+    datafusion::sql::sqlparser::parser::Parser::new(&crate::sql::dialect::RebuyDialect::default())
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_expr())
+        .ok()
 }
 
 /// Applies every rule to a catalog statement.
