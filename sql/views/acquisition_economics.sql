@@ -31,7 +31,8 @@
 CREATE VIEW acquisition_economics AS
 WITH cust AS (
     SELECT customer_id,
-           to_char(first_purchase_ts, '%Y-%m') AS month,
+           -- months as year * 12 + month - 1 while joining, formatted once at the end
+           CAST(date_part('year', first_purchase_ts) * 12 + date_part('month', first_purchase_ts) - 1 AS BIGINT) AS month,
            first_channel AS channel,
            first_region AS region,
            first_day
@@ -48,15 +49,6 @@ offsets AS (
     JOIN cust c ON c.customer_id = p.customer_id
     GROUP BY 1, 2, 3, 4
 ),
-revenue AS (
-    SELECT month, channel, region,
-           SUM(CASE WHEN day_offset <= 30 THEN usd ELSE 0.0 END) AS usd_30d,
-           SUM(CASE WHEN day_offset <= 90 THEN usd ELSE 0.0 END) AS usd_90d,
-           SUM(CASE WHEN day_offset <= 180 THEN usd ELSE 0.0 END) AS usd_180d,
-           SUM(CASE WHEN day_offset <= 365 THEN usd ELSE 0.0 END) AS usd_365d
-    FROM offsets
-    GROUP BY month, channel, region
-),
 clv AS (
     SELECT c.month, c.channel, c.region, avg(v.clv_12m_usd) AS predicted_clv_12m_usd
     FROM customer_clv v
@@ -64,7 +56,8 @@ clv AS (
     GROUP BY 1, 2, 3
 ),
 spend AS (
-    SELECT to_char(spend_date, '%Y-%m') AS month, channel, region, SUM(amount_usd) AS usd
+    SELECT CAST(date_part('year', spend_date) * 12 + date_part('month', spend_date) - 1 AS BIGINT) AS month,
+           channel, region, SUM(amount_usd) AS usd
     FROM marketing_spend
     WHERE spend_date <= as_of()
     GROUP BY 1, 2, 3
@@ -105,17 +98,22 @@ cells AS (
       ON (s.month IS NOT DISTINCT FROM k.month) AND (s.channel IS NOT DISTINCT FROM k.channel) AND (s.region IS NOT DISTINCT FROM k.region)
 ),
 curve AS (
-    SELECT month, channel, region, day_offset,
+    SELECT month, channel, region, day_offset, usd,
            SUM(usd) OVER (PARTITION BY month, channel, region ORDER BY day_offset
                           ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS cumulative_usd
     FROM offsets
 ),
-payback AS (
-    SELECT u.month, u.channel, u.region, MIN(u.day_offset) AS payback_days
+returns AS (
+    -- the N-day revenue and the payback day from one pass over the cell's revenue curve
+    SELECT u.month, u.channel, u.region,
+           SUM(CASE WHEN u.day_offset <= 30 THEN u.usd ELSE 0.0 END) AS usd_30d,
+           SUM(CASE WHEN u.day_offset <= 90 THEN u.usd ELSE 0.0 END) AS usd_90d,
+           SUM(CASE WHEN u.day_offset <= 180 THEN u.usd ELSE 0.0 END) AS usd_180d,
+           SUM(CASE WHEN u.day_offset <= 365 THEN u.usd ELSE 0.0 END) AS usd_365d,
+           MIN(CASE WHEN u.cumulative_usd >= c.spend_usd THEN u.day_offset END) AS payback_days
     FROM curve u
     JOIN cells c
       ON (c.month IS NOT DISTINCT FROM u.month) AND (c.channel IS NOT DISTINCT FROM u.channel) AND (c.region IS NOT DISTINCT FROM u.region)
-    WHERE c.new_customers > 0 AND u.cumulative_usd >= c.spend_usd
     GROUP BY 1, 2, 3
 ),
 per_customer AS (
@@ -126,16 +124,14 @@ per_customer AS (
            r.usd_180d / NULLIF(c.new_customers, 0) AS revenue_per_customer_180d,
            r.usd_365d / NULLIF(c.new_customers, 0) AS revenue_per_customer_365d,
            v.predicted_clv_12m_usd,
-           b.payback_days
+           r.payback_days
     FROM cells c
-    LEFT JOIN revenue r
+    LEFT JOIN returns r
       ON (r.month IS NOT DISTINCT FROM c.month) AND (r.channel IS NOT DISTINCT FROM c.channel) AND (r.region IS NOT DISTINCT FROM c.region)
     LEFT JOIN clv v
       ON (v.month IS NOT DISTINCT FROM c.month) AND (v.channel IS NOT DISTINCT FROM c.channel) AND (v.region IS NOT DISTINCT FROM c.region)
-    LEFT JOIN payback b
-      ON (b.month IS NOT DISTINCT FROM c.month) AND (b.channel IS NOT DISTINCT FROM c.channel) AND (b.region IS NOT DISTINCT FROM c.region)
 )
-SELECT month AS first_purchase_month,
+SELECT to_char(make_date(CAST(month / 12 AS INT), CAST(month % 12 + 1 AS INT), 1), '%Y-%m') AS first_purchase_month,
        CAST(channel AS VARCHAR) AS acquisition_channel,
        CAST(region AS VARCHAR) AS region,
        new_customers,
