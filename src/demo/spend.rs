@@ -11,7 +11,8 @@ use datafusion::arrow::array::{Date32Builder, Decimal128Builder, StringBuilder};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::{DemoError, FxTable, InputFormat, Out, cents_text, currency_index};
+use super::write::{Out, cents_text};
+use super::{DemoError, FxTable, InputFormat, currency_index};
 use crate::ingest::parse::days_to_date;
 use crate::storage::TableKind;
 

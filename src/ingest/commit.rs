@@ -181,12 +181,7 @@ async fn sorted_source(
 /// add a row instead of replacing it; with one such column all keys use IS NOT DISTINCT FROM,
 /// which the engine still joins by hash (it does not mix the two kinds in one hash join).
 fn key_match(table: TableKind, a: &str, b: &str) -> String {
-    let schema = table.schema();
-    let nullable = table
-        .key_columns()
-        .iter()
-        .any(|k| schema.field_with_name(k).is_ok_and(|f| f.is_nullable()));
-    let op = if nullable {
+    let op = if table.key_is_nullable() {
         "IS NOT DISTINCT FROM"
     } else {
         "="

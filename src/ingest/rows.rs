@@ -265,10 +265,7 @@ impl RowSink {
         let order_id = required(f, 0)?;
         let customer_id = required(f, 1)?;
         let ts = parse::timestamp_micros(required(f, 2)?, false).map_err(|e| (2, e))?;
-        let amount = parse::money_cents(required(f, 3)?).map_err(|e| (3, e))?;
-        if amount < 0 {
-            return Err((3, "negative amount".into()));
-        }
+        let amount = amount_cents(required(f, 3)?, 3)?;
         let currency = parse::currency(required(f, 4)?).map_err(|e| (4, e))?;
         let country = optional(f, 6)
             .map(parse::country)
@@ -311,16 +308,11 @@ impl RowSink {
             Val::Owned(parse::utc_month(ts)),
         ])
     }
-}
 
-impl RowSink {
     fn spend<'a>(&self, f: &[Option<&'a str>]) -> Outcome<Vec<Val<'a>>> {
         let day = parse::date_days(required(f, 0)?).map_err(|e| (0, e))?;
         let channel = parse::lower(required(f, 1)?);
-        let amount = parse::money_cents(required(f, 3)?).map_err(|e| (3, e))?;
-        if amount < 0 {
-            return Err((3, "negative amount".into()));
-        }
+        let amount = amount_cents(required(f, 3)?, 3)?;
         let currency = parse::currency(required(f, 4)?).map_err(|e| (4, e))?;
         let amount_usd = amount as f64 / 100.0 * self.usd_rate(&currency, day, 4)?;
         Ok(vec![
@@ -346,6 +338,15 @@ impl RowSink {
             )
         })
     }
+}
+
+/// An amount of money (orders and spend alike), rejected at `column` when it is negative.
+fn amount_cents(text: &str, column: usize) -> Outcome<i128> {
+    let cents = parse::money_cents(text).map_err(|e| (column, e))?;
+    if cents < 0 {
+        return Err((column, "negative amount".into()));
+    }
+    Ok(cents)
 }
 
 fn customer<'a>(f: &[Option<&'a str>]) -> Outcome<Vec<Val<'a>>> {

@@ -129,11 +129,15 @@ impl TableKind {
     /// column may be NULL (marketing_spend's region): PostgreSQL's primary keys are NOT NULL,
     /// so announcing one there would tell a tool something false about the rows.
     pub fn primary_key(self) -> Option<&'static [&'static str]> {
+        (!self.key_is_nullable()).then_some(self.key_columns())
+    }
+
+    /// Whether a key column may be NULL: such keys compare with IS NOT DISTINCT FROM.
+    pub fn key_is_nullable(self) -> bool {
         let schema = self.schema();
-        let keys = self.key_columns();
-        keys.iter()
-            .all(|k| schema.field_with_name(k).is_ok_and(|f| !f.is_nullable()))
-            .then_some(keys)
+        self.key_columns()
+            .iter()
+            .any(|k| schema.field_with_name(k).is_ok_and(|f| f.is_nullable()))
     }
 
     /// Whether rows of this table carry an amount converted to USD at ingest, so the ingest
