@@ -5,6 +5,7 @@ mod common;
 
 mod cli;
 mod crash;
+mod experiment;
 mod export;
 mod fidelity;
 mod ingest;

@@ -6,6 +6,8 @@
 //! | repurchase intervals | `repurchase.rs` | `repurchase_interval_days`, `median_repurchase_interval_days`, `repurchase_intervals`, `next_order_due`, `repurchase_cycle_class` |
 //! | RFM | `rfm.rs` | `rfm_segment` |
 //! | value at the first or latest row | `arg.rs` | `arg_max(value, key)`, `arg_min(value, key)` |
+//! | holdout assignment | `experiment.rs` | `experiment_bucket`, `experiment_arm` |
+//! | experiment statistics | `stats.rs` | `wilson_interval`, `newcombe_interval`, `two_proportion_z_test`, `welch_t_test`, `required_sample_size` |
 //! | lifetime value | `ltv.rs` | `bgnbd_fit`, `mbgnbd_fit`, `gamma_gamma_fit`, `bgnbd_expected_purchases`, `bgnbd_p_alive`, `bgnbd_expected_purchases_new`, `mbgnbd_expected_purchases`, `mbgnbd_p_alive`, `gamma_gamma_expected_value`, `clv` |
 //!
 //! Every function carries a [`Documentation`](datafusion::logical_expr::Documentation) whose SQL
@@ -19,10 +21,12 @@
 pub mod arg;
 pub mod as_of;
 pub mod caps;
+pub mod experiment;
 pub mod ltv;
 pub mod pg_template;
 pub mod repurchase;
 pub mod rfm;
+pub mod stats;
 pub mod stop;
 
 use datafusion::error::DataFusionError;
@@ -84,8 +88,15 @@ pub fn scalar_functions() -> Vec<ScalarUDF> {
         ScalarUDF::from(as_of::SettingFunc::default()),
         ScalarUDF::from(repurchase::CycleClassFunc::default()),
         ScalarUDF::from(rfm::RfmSegmentFunc::default()),
+        ScalarUDF::from(experiment::AssignFunc::new(experiment::Assign::Bucket)),
+        ScalarUDF::from(experiment::AssignFunc::new(experiment::Assign::Arm)),
     ]
     .into_iter()
+    .chain(
+        stats::Stat::ALL
+            .into_iter()
+            .map(|k| ScalarUDF::from(stats::StatFunc::new(k))),
+    )
     .chain(
         ltv::Apply::ALL
             .into_iter()

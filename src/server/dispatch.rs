@@ -13,18 +13,20 @@ use pgwire::api::results::{FieldInfo, Response, Tag};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::types::format::FormatOptions;
 
-use super::conn::{ConnState, values_is_empty};
+use super::conn::{ConnState, Session, values_is_empty};
 use super::encode::pg_fields;
 use super::hooks::{copy, cursor, set, txn};
 use super::statement::{Kind, Prepared, check_allowed, is_read, statement_word};
 use crate::server::errors::{self, pg_error};
 
 /// Runs one statement and returns the response to send. `plan` is the extended protocol's
-/// prepared plan (parameters already bound); the simple protocol plans here.
+/// prepared plan (parameters already bound) and `session` the snapshot it was checked
+/// against; the simple protocol plans here, in the current snapshot.
 pub async fn run<C>(
     conn: &Arc<ConnState>,
     client: &mut C,
     p: &Prepared,
+    session: Option<Session>,
     plan: Option<LogicalPlan>,
     params: Option<&ParamValues>,
     format: &Format,
@@ -90,7 +92,10 @@ where
                 return Ok(Response::EmptyQuery);
             };
             // One snapshot for planning and running.
-            let session = conn.current().await?;
+            let session = match session {
+                Some(s) => s,
+                None => conn.current().await?,
+            };
             let plan = match plan {
                 Some(plan) => {
                     conn.check_plan(&plan)?;

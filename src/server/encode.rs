@@ -203,83 +203,6 @@ pub(super) fn canonical_time_zone(value: &str) -> Option<String> {
         .map(|tz| tz.name().to_string())
 }
 
-/// `batch` with the timestamp-with-time-zone `columns` as PostgreSQL's text for them in the
-/// session's `time_zone` (else the column's), `2026-07-01 18:04:56.5+05:30`: the encoder
-/// underneath prints the offset's hours only, which shows a different instant in a zone like
-/// Asia/Kolkata. Binary values are instants and need no zone.
-pub(super) fn zoned_as_text(
-    batch: RecordBatch,
-    columns: &[usize],
-    time_zone: Option<&str>,
-) -> PgWireResult<RecordBatch> {
-    use datafusion::arrow::array::{Array, AsArray, StringBuilder};
-    use datafusion::arrow::datatypes::{TimeUnit, TimestampMicrosecondType};
-    use std::fmt::Write;
-    use std::str::FromStr;
-    if columns.is_empty() {
-        return Ok(batch);
-    }
-    let internal = |e: String| pg_error(errors::INTERNAL_ERROR, e);
-    let schema = batch.schema();
-    let mut fields: Vec<_> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
-    let mut arrays = batch.columns().to_vec();
-    for &i in columns {
-        let Some(DataType::Timestamp(_, Some(column_zone))) =
-            fields.get(i).map(|f| f.data_type().clone())
-        else {
-            continue;
-        };
-        let zone: Arc<str> = time_zone.map_or(column_zone, Arc::from);
-        let tz = datafusion::arrow::array::timezone::Tz::from_str(&zone)
-            .map_err(|e| internal(e.to_string()))?;
-        let micros = datafusion::arrow::compute::cast(
-            &arrays[i],
-            &DataType::Timestamp(TimeUnit::Microsecond, Some(zone.clone())),
-        )
-        .map_err(|e| internal(e.to_string()))?;
-        let micros = micros.as_primitive::<TimestampMicrosecondType>();
-        let mut text = StringBuilder::with_capacity(micros.len(), micros.len() * 26);
-        for row in 0..micros.len() {
-            let Some(t) = micros
-                .is_valid(row)
-                .then(|| micros.value_as_datetime_with_tz(row, tz))
-                .flatten()
-            else {
-                text.append_null();
-                continue;
-            };
-            let mut s = t.format("%Y-%m-%d %H:%M:%S").to_string();
-            let fraction = t.timestamp_subsec_micros();
-            if fraction != 0 {
-                let digits = format!("{fraction:06}");
-                s.push('.');
-                s.push_str(digits.trim_end_matches('0'));
-            }
-            let offset = chrono::Offset::fix(t.offset()).local_minus_utc();
-            let (sign, offset) = if offset < 0 {
-                ('-', -offset)
-            } else {
-                ('+', offset)
-            };
-            let _ = write!(s, "{sign}{:02}", offset / 3600);
-            if offset % 3600 != 0 {
-                let _ = write!(s, ":{:02}", offset % 3600 / 60);
-            }
-            text.append_value(s);
-        }
-        arrays[i] = Arc::new(text.finish());
-        fields[i] = fields[i].clone().with_data_type(DataType::Utf8);
-    }
-    RecordBatch::try_new(
-        Arc::new(datafusion::arrow::datatypes::Schema::new_with_metadata(
-            fields,
-            schema.metadata().clone(),
-        )),
-        arrays,
-    )
-    .map_err(|e| internal(e.to_string()))
-}
-
 pub(super) fn to_wire_batch(batch: RecordBatch) -> PgWireResult<RecordBatch> {
     let schema = batch.schema();
     if !schema
@@ -293,6 +216,11 @@ pub(super) fn to_wire_batch(batch: RecordBatch) -> PgWireResult<RecordBatch> {
     for (field, column) in schema.fields().iter().zip(batch.columns()) {
         match field.data_type() {
             DataType::Struct(_) | DataType::Map(_, _) => columns.push(json_column(field, column)?),
+            DataType::Decimal128(_, scale)
+                if *scale >= 0 && *field.data_type() != UNCONSTRAINED_NUMERIC =>
+            {
+                columns.push(decimal_text(column, *scale as u32));
+            }
             t => match wire_type(t) {
                 Some(to) => {
                     let cast = datafusion::arrow::compute::cast(column, &to)
@@ -309,6 +237,50 @@ pub(super) fn to_wire_batch(batch: RecordBatch) -> PgWireResult<RecordBatch> {
     }
     RecordBatch::try_new(Arc::new(wire_schema(&schema)), columns)
         .map_err(|e| pg_error(errors::INTERNAL_ERROR, e.to_string()))
+}
+
+/// A decimal column as text at its scale (`13.88`, `-0.05`, `7`), as the cast underneath
+/// writes it: that cast formats each value through `format!`, a sixth of the server's time
+/// when streaming orders.
+fn decimal_text(column: &ArrayRef, scale: u32) -> ArrayRef {
+    use datafusion::arrow::array::{Array, AsArray, StringBuilder};
+    use datafusion::arrow::datatypes::Decimal128Type;
+    let values = column.as_primitive::<Decimal128Type>();
+    let mut out = StringBuilder::with_capacity(values.len(), values.len() * 8);
+    let mut buf: Vec<u8> = Vec::with_capacity(48);
+    let divisor = 10u128.pow(scale.min(38));
+    for i in 0..values.len() {
+        if values.is_null(i) {
+            out.append_null();
+            continue;
+        }
+        let v = values.value(i);
+        buf.clear();
+        if v < 0 {
+            buf.push(b'-');
+        }
+        let abs = v.unsigned_abs();
+        write_u128(&mut buf, abs / divisor, 1);
+        if scale > 0 {
+            buf.push(b'.');
+            write_u128(&mut buf, abs % divisor, scale as usize);
+        }
+        // Digits, a sign and a point only.
+        out.append_value(std::str::from_utf8(&buf).unwrap_or_default());
+    }
+    Arc::new(out.finish())
+}
+
+/// `value` in decimal, left-padded with zeros to `width`.
+fn write_u128(out: &mut Vec<u8>, value: u128, width: usize) {
+    if let Ok(small) = u64::try_from(value) {
+        return super::time_text::digits(out, small, width);
+    }
+    let text = value.to_string();
+    for _ in text.len()..width {
+        out.push(b'0');
+    }
+    out.extend_from_slice(text.as_bytes());
 }
 
 /// The type DataFusion gives `numeric` written without precision and scale (`$1::numeric`,
@@ -406,4 +378,45 @@ pub(super) fn sql_type_name(t: &DataType) -> String {
         _ => "VARCHAR",
     }
     .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::{Array, AsArray, Decimal128Array};
+
+    /// The text is the cast's, value for value, at every scale and sign.
+    #[test]
+    fn decimal_text_is_the_casts() {
+        // Values of at most 38 digits, the widest a Decimal128 column declares.
+        let widest = 10i128.pow(38) - 1;
+        let mut values: Vec<Option<i128>> = vec![None, Some(0), Some(widest), Some(-widest)];
+        let mut v: i128 = 1;
+        for i in 0..120 {
+            values.push(Some(v));
+            values.push(Some(-v + i));
+            v = (v * 3 + i) % 10i128.pow(37);
+        }
+        for (precision, scale) in [(38u8, 0i8), (18, 2), (38, 10), (38, 37), (10, 5)] {
+            let array: ArrayRef = Arc::new(
+                Decimal128Array::from(
+                    values
+                        .iter()
+                        .map(|v| v.filter(|v| v.unsigned_abs() < 10u128.pow(precision.into())))
+                        .collect::<Vec<_>>(),
+                )
+                .with_precision_and_scale(precision, scale)
+                .expect("valid decimal type"),
+            );
+            let ours = decimal_text(&array, scale as u32);
+            let cast = datafusion::arrow::compute::cast(&array, &DataType::Utf8).expect("cast");
+            let (ours, cast) = (ours.as_string::<i32>(), cast.as_string::<i32>());
+            for i in 0..array.len() {
+                assert_eq!(ours.is_null(i), cast.is_null(i));
+                if !cast.is_null(i) {
+                    assert_eq!(ours.value(i), cast.value(i), "scale {scale}");
+                }
+            }
+        }
+    }
 }

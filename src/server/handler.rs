@@ -24,7 +24,7 @@ use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::cancel::CancelRequest;
 use pgwire::messages::extendedquery::{Bind, Close, Execute, Parse};
 
-use super::conn::ConnState;
+use super::conn::{ConnState, Session};
 use super::errors;
 use super::held;
 use super::shared::Shared;
@@ -134,8 +134,16 @@ impl SimpleQueryHandler for QueryHandler {
         let mut responses = Vec::with_capacity(statements.len());
         for p in &statements {
             self.conn.begin_log(&p.sql);
-            let result =
-                super::dispatch::run(&self.conn, client, p, None, None, &Format::UnifiedText).await;
+            let result = super::dispatch::run(
+                &self.conn,
+                client,
+                p,
+                None,
+                None,
+                None,
+                &Format::UnifiedText,
+            )
+            .await;
             self.conn.end_log(result.as_ref().err());
             match result {
                 Ok(r) => responses.push(r),
@@ -259,7 +267,7 @@ impl ExtendedQueryHandler for QueryHandler {
         }
         self.conn.begin_log(&p.sql);
         let result = async {
-            let plan = self.current_plan(portal).await?;
+            let (plan, session) = self.current_plan(portal).await?;
             let params = match &plan {
                 Some(plan) => {
                     let types = super::params::parameter_types(plan)?;
@@ -278,6 +286,7 @@ impl ExtendedQueryHandler for QueryHandler {
                 &self.conn,
                 client,
                 p,
+                Some(session),
                 plan,
                 params.as_ref(),
                 &portal.result_column_format,
@@ -571,22 +580,24 @@ impl QueryHandler {
     async fn current_plan(
         &self,
         portal: &Portal<Prepared>,
-    ) -> PgWireResult<Option<datafusion::logical_expr::LogicalPlan>> {
+    ) -> PgWireResult<(Option<datafusion::logical_expr::LogicalPlan>, Session)> {
         let p = &portal.statement.statement;
-        let Some(plan) = &p.plan else {
-            return Ok(None);
-        };
+        // The snapshot the plan is checked against is the one it runs in: a refresh between
+        // the two would run a plan of the old tables over the new ones.
         let session = self.conn.current().await?;
+        let Some(plan) = &p.plan else {
+            return Ok((None, session));
+        };
         let generation = session.generation;
         if generation == p.planned_at {
-            return Ok(Some(plan.clone()));
+            return Ok((Some(plan.clone()), session));
         }
         let kept = p.replanned.lock().ok().and_then(|r| r.clone());
         if let Some((_, kept)) = kept.filter(|(at, _)| *at == generation) {
-            return Ok(Some(kept));
+            return Ok((Some(kept), session));
         }
         let Some(statement) = p.query_to_plan() else {
-            return Ok(Some(plan.clone()));
+            return Ok((Some(plan.clone()), session));
         };
         let fresh = self
             .conn
@@ -603,7 +614,7 @@ impl QueryHandler {
         if let Ok(mut r) = p.replanned.lock() {
             *r = Some((generation, fresh.clone()));
         }
-        Ok(Some(fresh))
+        Ok((Some(fresh), session))
     }
 }
 

@@ -37,6 +37,8 @@ mod settings;
 mod shared;
 mod startup;
 mod statement;
+mod text_rows;
+mod time_text;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -15,8 +15,9 @@ use pgwire::messages::data::DataRow;
 use pgwire::types::format::FormatOptions;
 
 use super::conn::{ConnState, error_text};
-use super::encode::{canonical_time_zone, pg_fields, to_wire_batch, trim_fractions, zoned_as_text};
+use super::encode::{canonical_time_zone, pg_fields, to_wire_batch, trim_fractions};
 use super::errors;
+use super::time_text::timestamps_as_text;
 
 /// Streams `stream` to the client: the first batch is computed under the cancel/timeout
 /// guard (that is where aggregations do their work); later batches check both as they go.
@@ -92,23 +93,24 @@ pub(super) fn rows(
     use pgwire::api::results::FieldFormat::{Binary, Text};
     let numeric_binary_columns =
         columns_where(&fields, |format, t| format == Binary && *t == Type::NUMERIC);
-    // PostgreSQL prints `12:34:56` and `12:34:56.5`, not `12:34:56.000000`.
+    // PostgreSQL prints `12:34:56` and `12:34:56.5`, not `12:34:56.000000`. Timestamps are
+    // written that way by timestamps_as_text; times are trimmed after encoding.
     let time_columns = columns_where(&fields, |format, t| {
-        format == Text
-            && matches!(
-                *t,
-                Type::TIMESTAMP | Type::TIMESTAMPTZ | Type::TIME | Type::TIMETZ
-            )
+        format == Text && matches!(*t, Type::TIME | Type::TIMETZ)
     });
-    let zoned_text_columns = columns_where(&fields, |format, t| {
-        format == Text && *t == Type::TIMESTAMPTZ
+    let timestamp_text_columns = columns_where(&fields, |format, t| {
+        format == Text && matches!(*t, Type::TIMESTAMP | Type::TIMESTAMPTZ)
     });
+    let all_text = fields.iter().all(|f| f.format() == Text);
     batches
         .flat_map(move |batch| {
             let items: Box<dyn Iterator<Item = PgWireResult<DataRow>> + Send + Sync> = match batch
-                .and_then(|b| zoned_as_text(b, &zoned_text_columns, time_zone.as_deref()))
+                .and_then(|b| timestamps_as_text(b, &timestamp_text_columns, time_zone.as_deref()))
             {
-                Ok(b) => arrow_pg::datatypes::encode_recordbatch(fields.clone(), b),
+                Ok(b) => match all_text.then(|| super::text_rows::text_rows(&b)).flatten() {
+                    Some(rows) => Box::new(rows.into_iter().map(Ok)),
+                    None => arrow_pg::datatypes::encode_recordbatch(fields.clone(), b),
+                },
                 Err(e) => Box::new(std::iter::once(Err(e))),
             };
             futures::stream::iter(items)

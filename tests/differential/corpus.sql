@@ -19,6 +19,16 @@ SELECT CAST(1.50 AS numeric) AS n;
 SELECT CAST('2024-03-05 10:20:30+00' AS timestamptz) AS t;
 SELECT CAST('2024-03-05 10:20:30' AS timestamp) AS t;
 SELECT CAST('2024-03-05' AS date) AS d;
+-- Timestamps as PostgreSQL prints them: fraction without trailing zeros, offsets with minutes,
+-- daylight saving in the session's zone; numerics at their scale, negative ones too.
+SELECT CAST('2024-03-05 10:20:30.250+00' AS timestamptz) AS t, CAST('2024-03-05 10:20:30.000001' AS timestamp) AS u;
+SELECT CAST(-0.05 AS numeric(10,2)) AS neg, CAST(-12.5 AS numeric(10,3)) AS neg3, CAST(0 AS numeric(5,2)) AS zero;
+SET TimeZone = 'America/New_York';
+SELECT order_id, order_ts FROM orders ORDER BY order_id LIMIT 5;
+SELECT CAST('2024-03-10 07:30:00+00' AS timestamptz) AS after_dst, CAST('2024-03-10 06:30:00+00' AS timestamptz) AS before_dst;
+SET TimeZone = 'Asia/Kolkata';
+SELECT order_id, order_ts FROM orders ORDER BY order_id LIMIT 3;
+SET TimeZone = 'UTC';
 -- differs: types: rebuy has one string type; varchar is reported as text (clients read both alike)
 SELECT 'abc' AS s, CAST('abc' AS varchar) AS v, CAST('abc' AS text) AS t;
 SELECT 'abc' AS s, CAST('abc' AS text) AS t;
